@@ -1,0 +1,202 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// AuthorizationServerSpec is the desired state of an in-cluster RFC 8705
+// authorization server.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.issuer) || (has(self.issuer) && self.issuer == oldSelf.issuer)",message="issuer cannot change: tokens already issued name the old issuer; create a new AuthorizationServer instead",reason=FieldValueForbidden,fieldPath=.issuer
+type AuthorizationServerSpec struct {
+	// issuer is the issuer identifier (RFC 8414): an https URL without query
+	// or fragment. Endpoints are the issuer plus conventional paths. Defaults
+	// to https://<name>.<namespace>.svc, the Service the operator creates.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https' && !self.contains('?') && !self.contains('#')",message="issuer must be an https URL without query or fragment (RFC 8414 §2)"
+	Issuer string `json:"issuer,omitempty"`
+
+	// replicas is the number of authorization-server pods.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// servingCertificate says where the TLS certificate of the server's
+	// endpoints comes from.
+	// +required
+	ServingCertificate ServingCertificate `json:"servingCertificate"`
+
+	// clientTrustAnchors are the CA certificates that tls_client_auth client
+	// certificates must chain to. Only these are trusted, never the system
+	// roots (RFC 8705 §7.4). Each is a key of a Secret in this namespace.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	ClientTrustAnchors []TrustAnchor `json:"clientTrustAnchors,omitempty"`
+
+	// clientCertificateIssuer is the cert-manager issuer that OAuthClients of
+	// this server get their tls_client_auth certificates from, unless they
+	// name their own. An Issuer (kind Issuer) must be in each client's
+	// namespace.
+	// +optional
+	ClientCertificateIssuer *IssuerReference `json:"clientCertificateIssuer,omitempty"`
+
+	// allowedClientNamespaces says which namespaces may register
+	// OAuthClients with this server.
+	// +optional
+	// +kubebuilder:default={from: Same}
+	AllowedClientNamespaces AllowedNamespaces `json:"allowedClientNamespaces,omitempty"`
+
+	// tokens configures the access tokens the server issues.
+	// +optional
+	// +kubebuilder:default={}
+	Tokens TokenPolicy `json:"tokens,omitempty"`
+}
+
+// ServingCertificate names the issuer of the server's TLS certificate.
+type ServingCertificate struct {
+	// issuerRef is the cert-manager issuer of the serving certificate, which
+	// covers the Service's DNS names and the issuer's host.
+	// +required
+	IssuerRef IssuerReference `json:"issuerRef"`
+}
+
+// TrustAnchor is one PEM bundle of CA certificates.
+type TrustAnchor struct {
+	// secretRef names the Secret key that holds the PEM bundle.
+	// +required
+	SecretRef SecretKeySelector `json:"secretRef"`
+}
+
+// NamespacesFrom selects which namespaces may register clients.
+// +kubebuilder:validation:Enum=Same;All;Selector
+type NamespacesFrom string
+
+const (
+	// NamespacesFromSame allows only the server's own namespace.
+	NamespacesFromSame NamespacesFrom = "Same"
+	// NamespacesFromAll allows every namespace.
+	NamespacesFromAll NamespacesFrom = "All"
+	// NamespacesFromSelector allows namespaces whose labels match a selector.
+	NamespacesFromSelector NamespacesFrom = "Selector"
+)
+
+// AllowedNamespaces says which namespaces may register clients.
+// +kubebuilder:validation:XValidation:rule="self.from == 'Selector' ? has(self.selector) : !has(self.selector)",message="selector is required when from is Selector and not allowed otherwise",reason=FieldValueInvalid,fieldPath=.selector
+type AllowedNamespaces struct {
+	// from is Same (only this namespace), All, or Selector (namespaces whose
+	// labels match selector).
+	// +optional
+	// +kubebuilder:default=Same
+	From NamespacesFrom `json:"from,omitempty"`
+
+	// selector selects namespaces by label when from is Selector.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+}
+
+// SigningAlgorithm is a JWS algorithm for access tokens.
+// +kubebuilder:validation:Enum=ES256;EdDSA;RS256;PS256
+type SigningAlgorithm string
+
+// TokenPolicy configures access tokens.
+type TokenPolicy struct {
+	// accessTokenTTL is how long an access token is valid.
+	// +optional
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('30s') && duration(self) <= duration('24h')",message="accessTokenTTL must be between 30s and 24h"
+	AccessTokenTTL *metav1.Duration `json:"accessTokenTTL,omitempty"`
+
+	// signingAlgorithm is the JWS algorithm of access tokens.
+	// +optional
+	// +kubebuilder:default=ES256
+	SigningAlgorithm SigningAlgorithm `json:"signingAlgorithm,omitempty"`
+
+	// keyRotationPeriod is how often a new signing key is generated. The new
+	// key is published before it signs; the old one stays published until
+	// the tokens it signed have expired.
+	// +optional
+	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="keyRotationPeriod must be at least 1h"
+	KeyRotationPeriod *metav1.Duration `json:"keyRotationPeriod,omitempty"`
+}
+
+// AuthorizationServerEndpoints are the URLs clients and resources use.
+type AuthorizationServerEndpoints struct {
+	// metadata is the RFC 8414 metadata document.
+	// +optional
+	Metadata string `json:"metadata,omitempty"`
+	// token is the conventional token endpoint (no client certificate).
+	// +optional
+	Token string `json:"token,omitempty"`
+	// mtlsToken is the mTLS alias of the token endpoint (RFC 8705 §5).
+	// +optional
+	MTLSToken string `json:"mtlsToken,omitempty"`
+	// jwks is the JWK Set of the token-signing keys.
+	// +optional
+	JWKS string `json:"jwks,omitempty"`
+}
+
+// AuthorizationServerStatus is the observed state of an AuthorizationServer.
+type AuthorizationServerStatus struct {
+	// conditions: Ready, and the conditions it summarises.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// issuer is the effective issuer identifier.
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+
+	// endpoints are the server's URLs.
+	// +optional
+	Endpoints AuthorizationServerEndpoints `json:"endpoints,omitempty"`
+
+	// registeredClients is the number of OAuthClients registered.
+	// +optional
+	RegisteredClients int32 `json:"registeredClients,omitempty"`
+}
+
+// AuthorizationServer is an in-cluster OAuth 2.0 authorization server that
+// authenticates clients with mutual TLS and issues certificate-bound access
+// tokens (RFC 8705).
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=authserver;oas,categories=certbound
+// +kubebuilder:printcolumn:name="Issuer",type=string,JSONPath=`.status.issuer`
+// +kubebuilder:printcolumn:name="Clients",type=integer,JSONPath=`.status.registeredClients`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type AuthorizationServer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state.
+	// +required
+	Spec AuthorizationServerSpec `json:"spec"`
+
+	// status is the observed state.
+	// +optional
+	Status AuthorizationServerStatus `json:"status,omitempty"`
+}
+
+// AuthorizationServerList is a list of AuthorizationServers.
+//
+// +kubebuilder:object:root=true
+type AuthorizationServerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []AuthorizationServer `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&AuthorizationServer{}, &AuthorizationServerList{})
+}

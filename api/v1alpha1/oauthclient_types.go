@@ -1,0 +1,280 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// AuthenticationMethod is an RFC 8705 client authentication method.
+// +kubebuilder:validation:Enum=tls_client_auth;self_signed_tls_client_auth
+type AuthenticationMethod string
+
+const (
+	// TLSClientAuth is the PKI method (RFC 8705 §2.1): the certificate
+	// chains to a trust anchor and carries the registered subject.
+	TLSClientAuth AuthenticationMethod = "tls_client_auth"
+	// SelfSignedTLSClientAuth is the self-signed method (RFC 8705 §2.2): the
+	// certificate itself is registered.
+	SelfSignedTLSClientAuth AuthenticationMethod = "self_signed_tls_client_auth"
+)
+
+// GrantType is an OAuth 2.0 grant type the client may use.
+// +kubebuilder:validation:Enum=client_credentials
+type GrantType string
+
+// GrantTypeClientCredentials is the RFC 6749 §4.4 grant.
+const GrantTypeClientCredentials GrantType = "client_credentials"
+
+// OAuthClientSpec is the desired state of an OAuth client.
+// +kubebuilder:validation:XValidation:rule="self.authenticationMethod == 'tls_client_auth' ? has(self.subject) : !has(self.subject)",message="subject is required for tls_client_auth and not allowed for self_signed_tls_client_auth (the certificate itself is registered)",reason=FieldValueRequired,fieldPath=.subject
+// +kubebuilder:validation:XValidation:rule="self.authenticationMethod == oldSelf.authenticationMethod",message="authenticationMethod cannot change; create a new OAuthClient instead",reason=FieldValueForbidden,fieldPath=.authenticationMethod
+type OAuthClientSpec struct {
+	// authorizationServerRef names the AuthorizationServer this client
+	// registers with. It cannot change after creation.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="authorizationServerRef cannot change; delete and recreate the OAuthClient to move it",reason=FieldValueForbidden
+	AuthorizationServerRef AuthorizationServerReference `json:"authorizationServerRef"`
+
+	// authenticationMethod is tls_client_auth (PKI: the registered subject
+	// must appear in a certificate from a trusted CA) or
+	// self_signed_tls_client_auth (the self-signed certificate itself is
+	// registered).
+	// +optional
+	// +kubebuilder:default=tls_client_auth
+	AuthenticationMethod AuthenticationMethod `json:"authenticationMethod,omitempty"`
+
+	// subject is the one certificate subject value registered for a
+	// tls_client_auth client (RFC 8705 §2.1.2). The operator requests a
+	// certificate that carries exactly this value.
+	// +optional
+	Subject *ClientSubject `json:"subject,omitempty"`
+
+	// certificate configures the client certificate the operator requests
+	// from cert-manager.
+	// +optional
+	// +kubebuilder:default={}
+	Certificate ClientCertificate `json:"certificate,omitempty"`
+
+	// grantTypes are the grant types the client may use.
+	// +optional
+	// +listType=set
+	// +kubebuilder:default={client_credentials}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=4
+	GrantTypes []GrantType `json:"grantTypes,omitempty"`
+
+	// scopes are the scope values the client may request (RFC 6749 §3.3).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
+	Scopes []string `json:"scopes,omitempty"`
+
+	// certificateBoundAccessTokens makes every access token of this client
+	// bound to its certificate (RFC 8705 §3), and refuses token requests
+	// made without one.
+	// +optional
+	// +kubebuilder:default=true
+	CertificateBoundAccessTokens *bool `json:"certificateBoundAccessTokens,omitempty"`
+}
+
+// AuthorizationServerReference names an AuthorizationServer.
+type AuthorizationServerReference struct {
+	// name of the AuthorizationServer.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// namespace of the AuthorizationServer; defaults to the OAuthClient's.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// ClientSubject is exactly one certificate subject value (RFC 8705 §2.1.2).
+// +kubebuilder:validation:MinProperties=1
+// +kubebuilder:validation:MaxProperties=1
+type ClientSubject struct {
+	// dn is the subject distinguished name as an RFC 4514 string, most
+	// specific RDN first (e.g. "CN=billing-worker,OU=billing,O=Acme"). It is
+	// registered as tls_client_auth_subject_dn and compared with RFC 4517
+	// distinguishedNameMatch.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	DN string `json:"dn,omitempty"`
+
+	// dnsName is a dNSName subject alternative name
+	// (tls_client_auth_san_dns).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	DNSName string `json:"dnsName,omitempty"`
+
+	// uri is a uniformResourceIdentifier subject alternative name, e.g. a
+	// SPIFFE ID (tls_client_auth_san_uri).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self)",message="uri must be an absolute URI"
+	URI string `json:"uri,omitempty"`
+
+	// ip is an iPAddress subject alternative name, IPv4 or IPv6
+	// (tls_client_auth_san_ip, compared in binary).
+	// +optional
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="ip must be an IPv4 or IPv6 address"
+	IP string `json:"ip,omitempty"`
+
+	// email is an rfc822Name subject alternative name
+	// (tls_client_auth_san_email).
+	// +optional
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+$`
+	Email string `json:"email,omitempty"`
+}
+
+// PrivateKeyAlgorithm is the key algorithm of the client certificate.
+// +kubebuilder:validation:Enum=ECDSA;RSA;Ed25519
+type PrivateKeyAlgorithm string
+
+// ClientCertificate configures the client certificate.
+type ClientCertificate struct {
+	// secretName is the Secret (in the client's namespace) that receives the
+	// certificate and key (tls.crt, tls.key, ca.crt). Defaults to
+	// <name>-mtls.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName,omitempty"`
+
+	// duration is the requested certificate lifetime.
+	// +optional
+	// +kubebuilder:default="2160h"
+	Duration *metav1.Duration `json:"duration,omitempty"`
+
+	// renewBefore is how long before expiry the certificate is renewed.
+	// +optional
+	// +kubebuilder:default="360h"
+	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+
+	// privateKey configures the certificate's key.
+	// +optional
+	// +kubebuilder:default={}
+	PrivateKey PrivateKey `json:"privateKey,omitempty"`
+
+	// issuerRef overrides the AuthorizationServer's clientCertificateIssuer
+	// for a tls_client_auth client. Ignored for self-signed clients.
+	// +optional
+	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
+}
+
+// PrivateKey configures a certificate key.
+type PrivateKey struct {
+	// algorithm of the key.
+	// +optional
+	// +kubebuilder:default=ECDSA
+	Algorithm PrivateKeyAlgorithm `json:"algorithm,omitempty"`
+
+	// size of the key: bits for RSA (2048-8192), curve size for ECDSA (256,
+	// 384, 521); ignored for Ed25519. Zero means the cert-manager default.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=8192
+	Size int32 `json:"size,omitempty"`
+}
+
+// Condition types of an OAuthClient.
+const (
+	// ConditionAccepted: the AuthorizationServer exists and allows the
+	// client's namespace.
+	ConditionAccepted = "Accepted"
+	// ConditionCertificateReady: the client certificate is issued and
+	// current.
+	ConditionCertificateReady = "CertificateReady"
+	// ConditionRegistered: the registration is written and unique.
+	ConditionRegistered = "Registered"
+)
+
+// IssuedCertificate describes the client's current certificate.
+type IssuedCertificate struct {
+	// secretName is the Secret with tls.crt, tls.key and ca.crt.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+	// thumbprint is the certificate's x5t#S256 (RFC 8705 §3.1).
+	// +optional
+	Thumbprint string `json:"thumbprint,omitempty"`
+	// subject is the certificate's subject DN (RFC 4514).
+	// +optional
+	Subject string `json:"subject,omitempty"`
+	// notAfter is when the certificate expires.
+	// +optional
+	NotAfter *metav1.Time `json:"notAfter,omitempty"`
+}
+
+// OAuthClientStatus is the observed state of an OAuthClient.
+type OAuthClientStatus struct {
+	// conditions: Accepted, CertificateReady, Registered and Ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// clientID is the OAuth client_id, <namespace>.<name>.
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+
+	// configSecretName is the Secret (in this namespace) with client_id,
+	// issuer, token_endpoint and the server's CA bundle.
+	// +optional
+	ConfigSecretName string `json:"configSecretName,omitempty"`
+
+	// certificate describes the current client certificate.
+	// +optional
+	Certificate *IssuedCertificate `json:"certificate,omitempty"`
+}
+
+// OAuthClient is an OAuth 2.0 client that authenticates to an
+// AuthorizationServer with mutual TLS and gets certificate-bound access
+// tokens (RFC 8705). The operator issues its certificate, registers it and
+// writes a Secret for the workload to mount.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=oac,categories=certbound
+// +kubebuilder:printcolumn:name="Method",type=string,JSONPath=`.spec.authenticationMethod`
+// +kubebuilder:printcolumn:name="Subject",type=string,JSONPath=`.status.certificate.subject`
+// +kubebuilder:printcolumn:name="AS",type=string,JSONPath=`.spec.authorizationServerRef.name`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type OAuthClient struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state.
+	// +required
+	Spec OAuthClientSpec `json:"spec"`
+
+	// status is the observed state.
+	// +optional
+	Status OAuthClientStatus `json:"status,omitempty"`
+}
+
+// OAuthClientList is a list of OAuthClients.
+//
+// +kubebuilder:object:root=true
+type OAuthClientList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []OAuthClient `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&OAuthClient{}, &OAuthClientList{})
+}

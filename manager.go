@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/certbound/certbound/controllers"
+)
+
+// managerFlags are the flags of `certbound manager`.
+type managerFlags struct {
+	metricsAddress     string
+	healthProbeAddress string
+	leaderElect        bool
+	leaderElectionNS   string
+	kubeconfig         string
+	controllers        controllers.Options
+}
+
+func parseManagerFlags(args []string) (*managerFlags, *zap.Options, error) {
+	f := &managerFlags{}
+	fs := flag.NewFlagSet("certbound manager", flag.ContinueOnError)
+	fs.StringVar(&f.metricsAddress, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (plain HTTP); 0 disables it")
+	fs.StringVar(&f.healthProbeAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader among manager replicas, so only one reconciles at a time")
+	fs.StringVar(&f.leaderElectionNS, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default in-cluster config or $KUBECONFIG")
+	fs.StringVar(&f.controllers.AuthorizationServerImage, "authorization-server-image", os.Getenv("CERTBOUND_IMAGE"),
+		"image of the authorization-server pods; defaults to $CERTBOUND_IMAGE, which the manager Deployment sets to its own image")
+	zapOpts := &zap.Options{}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return f, zapOpts, nil
+}
+
+func runManager(ctx context.Context, args []string) error {
+	f, zapOpts, err := parseManagerFlags(args)
+	if err != nil {
+		return err
+	}
+	logger := zap.New(zap.UseFlagOptions(zapOpts))
+	ctrl.SetLogger(logger)
+	klog.SetLogger(logger)
+
+	if f.kubeconfig != "" {
+		if err := os.Setenv("KUBECONFIG", f.kubeconfig); err != nil {
+			return err
+		}
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("load Kubernetes client configuration: %w", err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  controllers.NewScheme(),
+		Metrics:                 metricsserver.Options{BindAddress: f.metricsAddress},
+		HealthProbeBindAddress:  f.healthProbeAddress,
+		LeaderElection:          f.leaderElect,
+		LeaderElectionID:        "certbound-manager.oauth.certbound.io",
+		LeaderElectionNamespace: f.leaderElectionNS,
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	if err := controllers.Setup(mgr, f.controllers); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	logger.Info("starting manager")
+	return mgr.Start(ctx)
+}
