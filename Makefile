@@ -61,3 +61,15 @@ bench: tools ## Run the benchmarks and print docs/benchmarks.md figures.
 .PHONY: help
 help:
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Deploy (needs kubectl on PATH and a cluster with cert-manager)
+
+.PHONY: deploy
+deploy: ## Install certbound into the current kubectl context (config/default).
+	@kubectl get crd certificates.cert-manager.io >/dev/null 2>&1 || { \
+		echo "cert-manager is not installed in this cluster (no certificates.cert-manager.io CRD): install cert-manager first, see README"; exit 1; }
+	kubectl apply --server-side -k config/default
+
+.PHONY: undeploy
+undeploy: ## Remove certbound (and its CRDs, which deletes every OAuthClient and AuthorizationServer).
+	kubectl delete --ignore-not-found -k config/default
