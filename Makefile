@@ -73,3 +73,7 @@ deploy: ## Install certbound into the current kubectl context (config/default).
 .PHONY: undeploy
 undeploy: ## Remove certbound (and its CRDs, which deletes every OAuthClient and AuthorizationServer).
 	kubectl delete --ignore-not-found -k config/default
+
+.PHONY: docker-build
+docker-build: ## Build the image (needs a container engine; not run in CI here).
+	docker build -t $(IMG) .

@@ -86,9 +86,12 @@ func Start(opts Options) (_ *Environment, err error) {
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases"), cmCRDs},
 		ErrorIfCRDPathMissing: true,
-		WebhookInstallOptions: opts.WebhookInstallOptions,
-		Scheme:                e.Scheme,
-		CRDInstallOptions:     envtest.CRDInstallOptions{Scheme: e.Scheme},
+		// kube-apiserver can take its full grace period to close open
+		// watches; a test that is done with it has no use for the wait.
+		ControlPlaneStopTimeout: 5 * time.Second,
+		WebhookInstallOptions:   opts.WebhookInstallOptions,
+		Scheme:                  e.Scheme,
+		CRDInstallOptions:       envtest.CRDInstallOptions{Scheme: e.Scheme},
 	}
 	if e.Config, err = e.env.Start(); err != nil {
 		return nil, fmt.Errorf("start envtest control plane: %w", err)
