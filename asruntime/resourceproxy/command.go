@@ -1,0 +1,169 @@
+// Package resourceproxy is `certbound resource-proxy`: an mTLS reverse proxy
+// that demands certificate-bound access tokens in front of any HTTP service.
+package resourceproxy
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/certbound/certbound/asruntime/resourceserver"
+)
+
+// options are the command-line flags.
+type options struct {
+	upstream       string
+	issuer         string
+	audience       string
+	listenAddress  string
+	tlsCertFile    string
+	tlsKeyFile     string
+	clientCAFile   string
+	jwksURL        string
+	issuerCAFile   string
+	metricsAddress string
+}
+
+func parseFlags(args []string) (*options, error) {
+	var o options
+	fs := flag.NewFlagSet("resource-proxy", flag.ContinueOnError)
+	fs.StringVar(&o.upstream, "upstream", "", "URL of the protected service (required)")
+	fs.StringVar(&o.issuer, "issuer", "", "issuer identifier of the authorization server, https (required)")
+	fs.StringVar(&o.audience, "audience", "", "this resource's identifier; tokens must name it in aud (required)")
+	fs.StringVar(&o.listenAddress, "listen-address", ":8443", "address of the mTLS listener")
+	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "PEM serving certificate, reloaded when it changes (required)")
+	fs.StringVar(&o.tlsKeyFile, "tls-key-file", "", "PEM key of the serving certificate (required)")
+	fs.StringVar(&o.clientCAFile, "client-ca-file", "", "PEM CA bundle that client certificates must also chain to (default: no chain check, the token binding authenticates the client)")
+	fs.StringVar(&o.jwksURL, "jwks-url", "", "JWK Set URL of the authorization server (default: jwks_uri from the issuer's RFC 8414 metadata)")
+	fs.StringVar(&o.issuerCAFile, "issuer-ca-file", "", "PEM CA bundle to verify the authorization server's TLS certificate (default: system roots)")
+	fs.StringVar(&o.metricsAddress, "metrics-address", "", "address of a plain-HTTP listener for /metrics and /healthz (default: none)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var missing []string
+	for _, f := range []struct{ name, value string }{
+		{"--upstream", o.upstream}, {"--issuer", o.issuer}, {"--audience", o.audience},
+		{"--tls-cert-file", o.tlsCertFile}, {"--tls-key-file", o.tlsKeyFile},
+	} {
+		if f.value == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("missing required flags: %s", strings.Join(missing, ", "))
+	}
+	return &o, nil
+}
+
+// Run runs `certbound resource-proxy` with args (the arguments after the
+// subcommand name) until ctx is done.
+func Run(ctx context.Context, args []string) error {
+	o, err := parseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	logger := slog.Default()
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	proxy, err := o.newProxy(logger, registry)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.listenAddress)
+	if err != nil {
+		return fmt.Errorf("--listen-address: %w", err)
+	}
+	if o.metricsAddress != "" {
+		if err := serveMetrics(ctx, o.metricsAddress, registry, logger); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	logger.Info("resource proxy listening", "address", ln.Addr().String(), "upstream", o.upstream, "issuer", o.issuer, "audience", o.audience)
+	return proxy.Serve(ctx, ln)
+}
+
+func (o *options) newProxy(logger *slog.Logger, registry prometheus.Registerer) (*Proxy, error) {
+	upstream, err := url.Parse(o.upstream)
+	if err != nil {
+		return nil, fmt.Errorf("--upstream: %w", err)
+	}
+	cfg := resourceserver.Config{Issuer: o.issuer, Audience: o.audience, JWKSURL: o.jwksURL}
+	if o.issuerCAFile != "" {
+		if cfg.RootCAs, err = loadCertPool(o.issuerCAFile); err != nil {
+			return nil, fmt.Errorf("--issuer-ca-file: %w", err)
+		}
+	}
+	verifier, err := resourceserver.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	serving, err := loadServingCertificate(o.tlsCertFile, o.tlsKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert-file/--tls-key-file: %w", err)
+	}
+	var clientCAs *x509.CertPool
+	if o.clientCAFile != "" {
+		if clientCAs, err = loadCertPool(o.clientCAFile); err != nil {
+			return nil, fmt.Errorf("--client-ca-file: %w", err)
+		}
+	}
+	return New(Config{
+		Upstream:       upstream,
+		Verifier:       verifier,
+		GetCertificate: serving.GetCertificate,
+		ClientCAs:      clientCAs,
+		Logger:         logger,
+		Metrics:        registry,
+	})
+}
+
+func loadCertPool(file string) (*x509.CertPool, error) {
+	pemBytes, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
+}
+
+// serveMetrics starts the plain-HTTP metrics listener; it stops with ctx.
+func serveMetrics(ctx context.Context, address string, registry *prometheus.Registry, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", address)
+	if err != nil {
+		return fmt.Errorf("--metrics-address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	context.AfterFunc(ctx, func() { _ = srv.Close() })
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics listener stopped", "error", err)
+		}
+	}()
+	return nil
+}

@@ -1,0 +1,172 @@
+package resourceproxy_test
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certbound/certbound/asruntime/resourceproxy"
+	"github.com/certbound/certbound/asruntime/resourceserver/rstest"
+)
+
+func TestRunRefusesBadFlags(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeKeyPair(t, dir, rstest.NewCA(t, "CA").ServingCertificate(t))
+	complete := func(extra ...string) []string {
+		return append([]string{
+			"--upstream", "http://127.0.0.1:1", "--issuer", "https://as.example", "--audience", audience,
+			"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--listen-address", "127.0.0.1:0",
+		}, extra...)
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"no flags name every required one", nil,
+			"missing required flags: --upstream, --issuer, --audience, --tls-cert-file, --tls-key-file"},
+		{"a missing --upstream is named", []string{"--issuer", "https://as.example", "--audience", audience, "--tls-cert-file", certFile, "--tls-key-file", keyFile},
+			"missing required flags: --upstream"},
+		{"an unknown flag", complete("--upstreams", "x"), "flag provided but not defined: -upstreams"},
+		{"a stray argument", complete("extra"), "unexpected arguments: extra"},
+		{"an upstream that is not http", complete("--upstream", "ftp://files.example"), "upstream must be an absolute http or https URL"},
+		{"an http issuer", complete("--issuer", "http://as.example"), `issuer: "http://as.example" is not an absolute https URL`},
+		{"an unreadable serving certificate", complete("--tls-cert-file", filepath.Join(dir, "missing.crt")), "--tls-cert-file/--tls-key-file: load serving certificate"},
+		{"a client CA file without certificates", complete("--client-ca-file", keyFile), "--client-ca-file: " + keyFile + " holds no PEM certificate"},
+		{"a missing issuer CA file", complete("--issuer-ca-file", filepath.Join(dir, "missing.pem")), "--issuer-ca-file: open"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := resourceproxy.Run(t.Context(), tc.args)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Run error = %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// freeAddress returns a loopback address nothing listens on, for Run,
+// which takes an address rather than a listener.
+func freeAddress(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestRunServesUntilCancelled(t *testing.T) {
+	as := rstest.NewAuthority(t)
+	up := newUpstream(t)
+	dir := t.TempDir()
+	servingCA := rstest.NewCA(t, "serving CA")
+	certFile, keyFile := writeKeyPair(t, dir, servingCA.ServingCertificate(t))
+	issuerCAFile := filepath.Join(dir, "issuer-ca.pem")
+	writePEM(t, issuerCAFile, "CERTIFICATE", as.CA.Cert.Raw)
+	listen, metrics := freeAddress(t), freeAddress(t)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- resourceproxy.Run(ctx, []string{
+			"--upstream", up.url.String(), "--issuer", as.Issuer, "--audience", audience,
+			"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--issuer-ca-file", issuerCAFile,
+			"--listen-address", listen, "--metrics-address", metrics,
+		})
+	}()
+
+	cert := rstest.NewCA(t, "client CA").ClientCertificate(t, "orders-worker")
+	c := client(servingCA, &cert)
+	var status int
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := c.Do(authorized(t, "https://"+listen+"/", as.Token(t, "orders", audience, &cert)))
+		if err == nil {
+			resp.Body.Close()
+			status = resp.StatusCode
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy never answered: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status != 200 {
+		t.Fatalf("got %d, want 200", status)
+	}
+
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `certbound_resource_proxy_requests_total{result="Allowed"} 1`) {
+		t.Errorf("metrics do not count the allowed request:\n%s", body)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v after cancellation, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after cancellation")
+	}
+}
+
+func TestServingCertificateIsReloadedWhenItsFilesChange(t *testing.T) {
+	as := rstest.NewAuthority(t)
+	up := newUpstream(t)
+	dir := t.TempDir()
+	ca := rstest.NewCA(t, "serving CA")
+	first, second := ca.ServingCertificate(t), ca.ServingCertificate(t)
+	certFile, keyFile := writeKeyPair(t, dir, first)
+	listen := freeAddress(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- resourceproxy.Run(ctx, []string{
+			"--upstream", up.url.String(), "--issuer", as.Issuer, "--audience", audience,
+			"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--listen-address", listen,
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	served := func() []byte {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			conn, err := tls.Dial("tcp", listen, &tls.Config{RootCAs: ca.Pool()})
+			if err == nil {
+				defer conn.Close()
+				return conn.ConnectionState().PeerCertificates[0].Raw
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("proxy never answered: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if string(served()) != string(first.Certificate[0]) {
+		t.Fatal("the proxy does not serve the certificate from --tls-cert-file")
+	}
+	writeKeyPair(t, dir, second)
+	// Make the change visible even where file times are coarse.
+	later := time.Now().Add(time.Minute)
+	for _, f := range []string{certFile, keyFile} {
+		if err := os.Chtimes(f, later, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if string(served()) != string(second.Certificate[0]) {
+		t.Fatal("the proxy still serves the old certificate after the files changed")
+	}
+}
