@@ -1,0 +1,397 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
+)
+
+// indexTrustAnchorSecrets indexes AuthorizationServers by the names of
+// their trust-anchor Secrets.
+const indexTrustAnchorSecrets = "spec.clientTrustAnchors.secretRef.name"
+
+// AuthorizationServerReconciler deploys and keeps in step one
+// authorization server: ServiceAccount, Role/RoleBinding, signing keys,
+// serving Certificate, trust-anchor bundle, Deployment, Service and PDB.
+type AuthorizationServerReconciler struct {
+	Client   client.Client
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Image    string
+	// GenerateKey makes signing keys; tests may make it deterministic.
+	GenerateKey keyGenerator
+
+	applier *applier
+}
+
+// +kubebuilder:rbac:groups=oauth.certbound.io,resources=authorizationservers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=oauth.certbound.io,resources=authorizationservers/status,verbs=get;patch
+// +kubebuilder:rbac:groups=oauth.certbound.io,resources=authorizationservers/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts;services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// SetupWithManager registers the reconciler and its watches.
+func (r *AuthorizationServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.applier = &applier{client: r.Client, scheme: r.Scheme}
+	if r.GenerateKey == nil {
+		r.GenerateKey = generateSigningKey
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &oauthv1alpha1.AuthorizationServer{}, indexTrustAnchorSecrets, func(o client.Object) []string {
+		as := o.(*oauthv1alpha1.AuthorizationServer)
+		var names []string
+		for _, a := range as.Spec.ClientTrustAnchors {
+			names = append(names, a.SecretRef.Name)
+		}
+		return names
+	}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&oauthv1alpha1.AuthorizationServer{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&cmapi.Certificate{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToServers)).
+		Named("authorizationserver").
+		Complete(r)
+}
+
+// secretToServers maps a Secret to the servers it matters to: its
+// controller, the server whose registration it is, whose serving
+// certificate it holds, or whose trust anchor it is.
+func (r *AuthorizationServerReconciler) secretToServers(ctx context.Context, o client.Object) []reconcile.Request {
+	var reqs []reconcile.Request
+	add := func(name string) {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}})
+	}
+	if ref := metav1.GetControllerOf(o); ref != nil && ref.Kind == "AuthorizationServer" && ref.APIVersion == oauthv1alpha1.GroupVersion.String() {
+		add(ref.Name)
+	}
+	if name := o.GetLabels()[LabelAuthorizationServer]; name != "" {
+		add(name)
+	}
+	if name := o.GetLabels()[LabelServingCertificateOf]; name != "" {
+		add(name)
+	}
+	var list oauthv1alpha1.AuthorizationServerList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexTrustAnchorSecrets: o.GetName()}); err == nil {
+		for _, as := range list.Items {
+			add(as.Name)
+		}
+	}
+	return reqs
+}
+
+func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	logger := log.FromContext(ctx)
+	var as oauthv1alpha1.AuthorizationServer
+	if err := r.Client.Get(ctx, req.NamespacedName, &as); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !as.DeletionTimestamp.IsZero() {
+		// Children are owned and garbage-collected; registrations are
+		// removed by their clients, which lose acceptance.
+		return ctrl.Result{}, nil
+	}
+	now := r.Clock.Now()
+	conds := newConditionSet(as.Status.Conditions, as.Generation, metav1.NewTime(now))
+	status := oauthv1alpha1.AuthorizationServerStatus{ObservedGeneration: as.Status.ObservedGeneration}
+
+	defer func() {
+		if retErr == nil {
+			status.ObservedGeneration = as.Generation
+		}
+		status.Conditions = conds.result
+		if err := r.writeStatus(ctx, &as, status); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	issuer := effectiveIssuer(&as)
+	eps, err := endpoints(issuer)
+	if err != nil {
+		conds.set(oauthv1alpha1.ConditionReady, falseResult(ReasonInvalidIssuer, err.Error()))
+		return ctrl.Result{}, nil
+	}
+	status.Issuer = issuer
+	status.Endpoints = eps
+
+	for _, obj := range []client.Object{desiredServiceAccount(&as), desiredRole(&as), desiredRoleBinding(&as)} {
+		if err := r.applyOwned(ctx, &as, obj); err != nil {
+			return ctrl.Result{}, r.childFailed(conds, err)
+		}
+	}
+
+	// Signing keys.
+	keysHash, nextKeyEvent, err := r.reconcileSigningKeys(ctx, &as, conds, now)
+	if err != nil {
+		return ctrl.Result{}, r.childFailed(conds, err)
+	}
+
+	// Serving certificate.
+	if err := r.applyOwned(ctx, &as, desiredServingCertificate(&as, issuer)); err != nil {
+		return ctrl.Result{}, r.childFailed(conds, err)
+	}
+	conds.set(ConditionServingCertificateReady, r.servingCertificateReady(ctx, &as))
+
+	// Trust anchors.
+	anchors := make([]trustAnchorInput, 0, len(as.Spec.ClientTrustAnchors))
+	for _, a := range as.Spec.ClientTrustAnchors {
+		in := trustAnchorInput{Ref: a.SecretRef}
+		var s corev1.Secret
+		err := r.Client.Get(ctx, client.ObjectKey{Namespace: as.Namespace, Name: a.SecretRef.Name}, &s)
+		switch {
+		case err == nil:
+			in.Secret = &s
+		case !apierrors.IsNotFound(err):
+			return ctrl.Result{}, err
+		}
+		anchors = append(anchors, in)
+	}
+	bundle, anchorsResult := TrustAnchorBundle(anchors)
+	conds.set(ConditionTrustAnchorsReady, anchorsResult)
+	withClientCA := len(as.Spec.ClientTrustAnchors) > 0
+	if bundle != nil {
+		secret := &corev1.Secret{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: objectMeta(&as, trustBundleName(as.Name)),
+			Type:       corev1.SecretTypeOpaque,
+			Data:       map[string][]byte{trustBundleKey: bundle},
+		}
+		if err := r.applyOwned(ctx, &as, secret); err != nil {
+			return ctrl.Result{}, r.childFailed(conds, err)
+		}
+	}
+	// On a bad anchor the last good bundle stays mounted: the server keeps
+	// trusting what it trusted rather than something partial.
+
+	deployment, err := desiredDeployment(&as, issuer, podInputs{
+		Image: r.Image, SigningKeysHash: keysHash, TrustBundleHash: hashOf(string(bundle)), WithClientCA: withClientCA,
+	})
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if bundle == nil && withClientCA {
+		// Keep the pods on the last good bundle's hash.
+		var current appsv1.Deployment
+		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(deployment), &current); err == nil {
+			if h, ok := current.Spec.Template.Annotations["oauth.certbound.io/client-ca-hash"]; ok {
+				deployment.Spec.Template.Annotations["oauth.certbound.io/client-ca-hash"] = h
+			}
+		}
+	}
+	for _, obj := range []client.Object{deployment, desiredService(&as)} {
+		if err := r.applyOwned(ctx, &as, obj); err != nil {
+			return ctrl.Result{}, r.childFailed(conds, err)
+		}
+	}
+	if pdb := desiredPDB(&as); pdb != nil {
+		if err := r.applyOwned(ctx, &as, pdb); err != nil {
+			return ctrl.Result{}, r.childFailed(conds, err)
+		}
+	} else if err := r.deleteOwned(ctx, &as, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: workloadName(as.Name)}}); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	var current appsv1.Deployment
+	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(deployment), &current); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		conds.set(ConditionAvailable, DeploymentAvailable(nil))
+	} else {
+		conds.set(ConditionAvailable, DeploymentAvailable(&current))
+	}
+
+	var regs corev1.SecretList
+	if err := r.Client.List(ctx, &regs, client.InNamespace(as.Namespace), client.MatchingLabels{LabelAuthorizationServer: as.Name}); err != nil {
+		return ctrl.Result{}, err
+	}
+	status.RegisteredClients = int32(len(regs.Items))
+
+	conds.summarize(ReasonReady, "the authorization server is serving", ConditionSigningKeyReady, ConditionServingCertificateReady, ConditionTrustAnchorsReady, ConditionAvailable)
+	logger.V(1).Info("reconciled", "issuer", issuer, "nextKeyEvent", nextKeyEvent)
+	result := ctrl.Result{}
+	if !nextKeyEvent.IsZero() {
+		result.RequeueAfter = max(nextKeyEvent.Sub(now), time.Second)
+	}
+	return result, nil
+}
+
+// childFailed records a child that cannot be written on Ready; a child not
+// controlled by the server is a user-fixable condition, not a retry.
+func (r *AuthorizationServerReconciler) childFailed(conds *conditionSet, err error) error {
+	var nc *NotControlledError
+	if errors.As(err, &nc) {
+		conds.set(oauthv1alpha1.ConditionReady, falseResult(ReasonNotControlled, err.Error()))
+		return nil
+	}
+	return err
+}
+
+func (r *AuthorizationServerReconciler) applyOwned(ctx context.Context, as *oauthv1alpha1.AuthorizationServer, obj client.Object) error {
+	if err := ctrl.SetControllerReference(as, obj, r.Scheme); err != nil {
+		return err
+	}
+	changed, err := r.applier.apply(ctx, obj, as)
+	if err != nil {
+		return err
+	}
+	if changed {
+		log.FromContext(ctx).Info("applied", "kind", fmt.Sprintf("%T", obj), "name", obj.GetName())
+	}
+	return nil
+}
+
+func (r *AuthorizationServerReconciler) deleteOwned(ctx context.Context, as *oauthv1alpha1.AuthorizationServer, obj client.Object) error {
+	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !metav1.IsControlledBy(obj, as) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.Client.Delete(ctx, obj))
+}
+
+// reconcileSigningKeys rotates the signing keys on schedule and returns a
+// hash of the key IDs (to roll the pods) and the next rotation event.
+func (r *AuthorizationServerReconciler) reconcileSigningKeys(ctx context.Context, as *oauthv1alpha1.AuthorizationServer, conds *conditionSet, now time.Time) (string, time.Time, error) {
+	var existing corev1.Secret
+	var keys []signingKey
+	regenerated := false
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: as.Namespace, Name: signingSecretName(as.Name)}, &existing)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return "", time.Time{}, err
+	default:
+		if !metav1.IsControlledBy(&existing, as) {
+			return "", time.Time{}, &NotControlledError{Kind: "Secret", Namespace: as.Namespace, Name: existing.Name}
+		}
+		keys, err = decodeSigningKeys(existing.Data[signingKeysDataKey], existing.Annotations[annotationSigningSchedule])
+		if err != nil {
+			log.FromContext(ctx).Error(err, "signing keys unreadable; generating new ones")
+			keys, regenerated = nil, true
+		}
+	}
+	planned, _, next, err := planSigningKeys(now, keys, rotationPolicyOf(as), r.GenerateKey)
+	if err != nil {
+		conds.set(ConditionSigningKeyReady, falseResult("KeyGenerationFailed", err.Error()))
+		return "", time.Time{}, err
+	}
+	jwks, schedule, err := encodeSigningKeys(planned)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	secret := &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: objectMeta(as, signingSecretName(as.Name)),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{signingKeysDataKey: jwks},
+	}
+	secret.Annotations = map[string]string{annotationSigningSchedule: schedule}
+	if err := r.applyOwned(ctx, as, secret); err != nil {
+		return "", time.Time{}, err
+	}
+	kids := make([]string, 0, len(planned))
+	for _, k := range planned {
+		kids = append(kids, k.JWK.KeyID)
+	}
+	msg := fmt.Sprintf("key %s signs; %d keys published", planned[0].JWK.KeyID, len(planned))
+	if regenerated {
+		conds.set(ConditionSigningKeyReady, trueResult(ReasonKeysRegenerated, "the previous signing keys were unreadable and were replaced; "+msg))
+	} else {
+		conds.set(ConditionSigningKeyReady, trueResult(ReasonKeysCurrent, msg))
+	}
+	return hashOf(kids), next, nil
+}
+
+func (r *AuthorizationServerReconciler) servingCertificateReady(ctx context.Context, as *oauthv1alpha1.AuthorizationServer) conditionResult {
+	var cert cmapi.Certificate
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: as.Namespace, Name: servingSecretName(as.Name)}, &cert); err != nil {
+		return falseResult(ReasonIssuing, "the serving Certificate has not been created yet")
+	}
+	var secret corev1.Secret
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: as.Namespace, Name: cert.Spec.SecretName}, &secret); err == nil && len(secret.Data[corev1.TLSCertKey]) > 0 {
+		if leaf, err := parseLeaf(secret.Data[corev1.TLSCertKey]); err == nil && r.Clock.Now().Before(leaf.NotAfter) {
+			return trueResult(ReasonIssued, fmt.Sprintf("serving certificate valid until %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
+		}
+	}
+	msg := "cert-manager has not issued the serving certificate yet"
+	for _, c := range cert.Status.Conditions {
+		if c.Type == cmapi.CertificateConditionReady && c.Status != cmmeta.ConditionTrue && c.Message != "" {
+			msg += ": " + c.Message
+		}
+	}
+	return falseResult(ReasonIssuing, msg)
+}
+
+func (r *AuthorizationServerReconciler) writeStatus(ctx context.Context, as *oauthv1alpha1.AuthorizationServer, status oauthv1alpha1.AuthorizationServerStatus) error {
+	for _, c := range transitions(as.Status.Conditions, status.Conditions) {
+		eventType := corev1.EventTypeNormal
+		if c.Status != metav1.ConditionTrue {
+			eventType = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(as, nil, eventType, c.Reason, c.Type, "%s", c.Message)
+	}
+	if equality.Semantic.DeepEqual(as.Status, status) {
+		return nil
+	}
+	return applyStatus(ctx, r.Client, r.Scheme, &oauthv1alpha1.AuthorizationServer{
+		ObjectMeta: metav1.ObjectMeta{Name: as.Name, Namespace: as.Namespace},
+		Status:     status,
+	})
+}
+
+// applyStatus writes obj's status with server-side apply.
+func applyStatus(ctx context.Context, c client.Client, scheme *runtime.Scheme, obj client.Object) error {
+	gvk, err := c.GroupVersionKindFor(obj)
+	if err != nil {
+		return err
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return err
+	}
+	delete(m, "spec")
+	u := map[string]any{
+		"apiVersion": gvk.GroupVersion().String(),
+		"kind":       gvk.Kind,
+		"metadata":   map[string]any{"name": obj.GetName(), "namespace": obj.GetNamespace()},
+		"status":     m["status"],
+	}
+	_ = scheme
+	return c.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructuredObj{Object: u}), client.FieldOwner(FieldManager), client.ForceOwnership)
+}

@@ -1,0 +1,525 @@
+package controllers
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	jose "github.com/go-jose/go-jose/v4"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func server(mutate func(*oauthv1alpha1.AuthorizationServer)) *oauthv1alpha1.AuthorizationServer {
+	as := &oauthv1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Name: "payments", Namespace: "auth"}}
+	if mutate != nil {
+		mutate(as)
+	}
+	return as
+}
+
+func oauthClient(ns string, mutate func(*oauthv1alpha1.OAuthClient)) *oauthv1alpha1.OAuthClient {
+	c := &oauthv1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "worker", Namespace: ns},
+		Spec: oauthv1alpha1.OAuthClientSpec{
+			AuthorizationServerRef: oauthv1alpha1.AuthorizationServerReference{Name: "payments", Namespace: "auth"},
+			AuthenticationMethod:   oauthv1alpha1.TLSClientAuth,
+			Subject:                &oauthv1alpha1.ClientSubject{DN: "CN=worker,O=Acme"},
+		},
+	}
+	if mutate != nil {
+		mutate(c)
+	}
+	return c
+}
+
+func TestClientAccepted(t *testing.T) {
+	selector := func(as *oauthv1alpha1.AuthorizationServer) {
+		as.Spec.AllowedClientNamespaces = oauthv1alpha1.AllowedNamespaces{From: oauthv1alpha1.NamespacesFromSelector, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "payments"}}}
+	}
+	cases := map[string]struct {
+		client   *oauthv1alpha1.OAuthClient
+		server   *oauthv1alpha1.AuthorizationServer
+		nsLabels map[string]string
+		status   metav1.ConditionStatus
+		reason   string
+	}{
+		"a missing server refuses":                  {oauthClient("auth", nil), nil, nil, metav1.ConditionFalse, ReasonAuthorizationServerNotFound},
+		"Same admits the server's own namespace":    {oauthClient("auth", nil), server(nil), nil, metav1.ConditionTrue, ReasonAccepted},
+		"Same refuses another namespace":            {oauthClient("billing", nil), server(nil), nil, metav1.ConditionFalse, ReasonNamespaceNotAllowed},
+		"All admits any namespace":                  {oauthClient("billing", nil), server(func(as *oauthv1alpha1.AuthorizationServer) { as.Spec.AllowedClientNamespaces.From = "All" }), nil, metav1.ConditionTrue, ReasonAccepted},
+		"Selector admits a matching namespace":      {oauthClient("billing", nil), server(selector), map[string]string{"team": "payments"}, metav1.ConditionTrue, ReasonAccepted},
+		"Selector refuses a non-matching namespace": {oauthClient("billing", nil), server(selector), map[string]string{"team": "other"}, metav1.ConditionFalse, ReasonNamespaceNotAllowed},
+		"an unparseable DN is refused":              {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject.DN = "not a dn" }), server(nil), nil, metav1.ConditionFalse, ReasonInvalidSubject},
+		"a DN with an unknown attribute is refused": {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject.DN = "FOO=bar" }), server(nil), nil, metav1.ConditionFalse, ReasonInvalidSubject},
+		"two subject values are refused":            {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject.URI = "spiffe://x/y" }), server(nil), nil, metav1.ConditionFalse, ReasonInvalidSubject},
+		"an IP that is not an IP is refused":        {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject = &oauthv1alpha1.ClientSubject{IP: "999.1.1.1"} }), server(nil), nil, metav1.ConditionFalse, ReasonInvalidSubject},
+		"a self-signed client needs no subject": {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) {
+			c.Spec.AuthenticationMethod = oauthv1alpha1.SelfSignedTLSClientAuth
+			c.Spec.Subject = nil
+		}), server(nil), nil, metav1.ConditionTrue, ReasonAccepted},
+		"a server namespace defaults to the client's": {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.AuthorizationServerRef.Namespace = "" }), server(nil), nil, metav1.ConditionTrue, ReasonAccepted},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := ClientAccepted(tc.client, tc.server, tc.nsLabels)
+			if got.Status != tc.status || got.Reason != tc.reason {
+				t.Errorf("got %s/%s (%s), want %s/%s", got.Status, got.Reason, got.Message, tc.status, tc.reason)
+			}
+		})
+	}
+}
+
+func TestSubjectKeyTreatsEquivalentValuesAsEqual(t *testing.T) {
+	cases := map[string]struct {
+		a, b clientSubject
+		same bool
+	}{
+		"DNs differing in case and spacing":       {clientSubject{memberSubjectDN, "CN=Worker,O=Acme"}, clientSubject{memberSubjectDN, "CN=worker, O=ACME"}, true},
+		"DNs with different RDNs":                 {clientSubject{memberSubjectDN, "CN=worker,O=Acme"}, clientSubject{memberSubjectDN, "CN=worker,O=Other"}, false},
+		"DNS names differing in case and dot":     {clientSubject{memberSANDNS, "Worker.Example.com."}, clientSubject{memberSANDNS, "worker.example.com"}, true},
+		"IPv6 in two spellings":                   {clientSubject{memberSANIP, "2001:db8::1"}, clientSubject{memberSANIP, "2001:0db8:0:0:0:0:0:1"}, true},
+		"emails differing in domain case":         {clientSubject{memberSANEmail, "a@Example.com"}, clientSubject{memberSANEmail, "a@example.com"}, true},
+		"emails differing in local part case":     {clientSubject{memberSANEmail, "A@example.com"}, clientSubject{memberSANEmail, "a@example.com"}, false},
+		"a DNS name and a URI are never the same": {clientSubject{memberSANDNS, "x"}, clientSubject{memberSANURI, "x://x"}, false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			a, errA := subjectKey(tc.a)
+			b, errB := subjectKey(tc.b)
+			if errA != nil || errB != nil {
+				t.Fatal(errA, errB)
+			}
+			if (a == b) != tc.same {
+				t.Errorf("%q vs %q: same=%v, want %v", a, b, a == b, tc.same)
+			}
+		})
+	}
+}
+
+func TestDesiredCertificateCarriesExactlyTheSubject(t *testing.T) {
+	cases := map[string]struct {
+		subject *oauthv1alpha1.ClientSubject
+		check   func(cmapi.CertificateSpec) bool
+	}{
+		"a DN becomes literalSubject": {&oauthv1alpha1.ClientSubject{DN: "CN=w,O=A"}, func(s cmapi.CertificateSpec) bool {
+			return s.LiteralSubject == "CN=w,O=A" && s.CommonName == "" && len(s.DNSNames)+len(s.URIs)+len(s.IPAddresses)+len(s.EmailAddresses) == 0
+		}},
+		"a dnsName becomes the one dnsName": {&oauthv1alpha1.ClientSubject{DNSName: "w.example"}, func(s cmapi.CertificateSpec) bool {
+			return len(s.DNSNames) == 1 && s.DNSNames[0] == "w.example" && s.LiteralSubject == "" && len(s.URIs) == 0
+		}},
+		"a uri becomes the one URI SAN": {&oauthv1alpha1.ClientSubject{URI: "spiffe://c/w"}, func(s cmapi.CertificateSpec) bool {
+			return len(s.URIs) == 1 && s.URIs[0] == "spiffe://c/w" && len(s.DNSNames) == 0
+		}},
+		"an ip becomes the one IP SAN": {&oauthv1alpha1.ClientSubject{IP: "10.0.0.1"}, func(s cmapi.CertificateSpec) bool {
+			return len(s.IPAddresses) == 1 && s.IPAddresses[0] == "10.0.0.1"
+		}},
+		"an email becomes the one email SAN": {&oauthv1alpha1.ClientSubject{Email: "w@a.example"}, func(s cmapi.CertificateSpec) bool {
+			return len(s.EmailAddresses) == 1 && s.EmailAddresses[0] == "w@a.example"
+		}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := oauthClient("billing", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject = tc.subject })
+			issuer, ok := certificateIssuer(c, server(func(as *oauthv1alpha1.AuthorizationServer) {
+				as.Spec.ClientCertificateIssuer = &oauthv1alpha1.IssuerReference{Name: "ca", Kind: "ClusterIssuer"}
+			}))
+			if !ok || issuer.Name != "ca" || issuer.Kind != "ClusterIssuer" {
+				t.Fatalf("issuer %+v", issuer)
+			}
+			cert := desiredCertificate(c, issuer)
+			if !tc.check(cert.Spec) {
+				t.Errorf("spec %+v", cert.Spec)
+			}
+			if len(cert.Spec.Usages) != 2 || cert.Spec.Usages[1] != cmapi.UsageClientAuth || cert.Spec.SecretName != "worker-mtls" {
+				t.Errorf("usages %v secret %q", cert.Spec.Usages, cert.Spec.SecretName)
+			}
+		})
+	}
+}
+
+func TestCertificateIssuerPrecedence(t *testing.T) {
+	withDefault := server(func(as *oauthv1alpha1.AuthorizationServer) {
+		as.Spec.ClientCertificateIssuer = &oauthv1alpha1.IssuerReference{Name: "server-default"}
+	})
+	cases := map[string]struct {
+		client *oauthv1alpha1.OAuthClient
+		server *oauthv1alpha1.AuthorizationServer
+		want   string
+		ok     bool
+	}{
+		"the client's own issuerRef wins": {oauthClient("b", func(c *oauthv1alpha1.OAuthClient) {
+			c.Spec.Certificate.IssuerRef = &oauthv1alpha1.IssuerReference{Name: "own"}
+		}), withDefault, "own", true},
+		"else the server's clientCertificateIssuer": {oauthClient("b", nil), withDefault, "server-default", true},
+		"neither: no issuer":                        {oauthClient("b", nil), server(nil), "", false},
+		"self-signed clients use their own SelfSigned Issuer": {oauthClient("b", func(c *oauthv1alpha1.OAuthClient) {
+			c.Spec.AuthenticationMethod = oauthv1alpha1.SelfSignedTLSClientAuth
+		}), withDefault, "worker-selfsigned", true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, ok := certificateIssuer(tc.client, tc.server)
+			if ok != tc.ok || got.Name != tc.want {
+				t.Errorf("got %+v %v, want %q %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+// selfSigned makes a certificate for tests.
+func selfSigned(t *testing.T, tmpl *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tmpl.SerialNumber == nil {
+		tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func pemOf(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+func TestCertificateReady(t *testing.T) {
+	dnCert := selfSigned(t, &x509.Certificate{Subject: pkix.Name{CommonName: "worker", Organization: []string{"Acme"}}, NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour)})
+	otherDN := selfSigned(t, &x509.Certificate{Subject: pkix.Name{CommonName: "other"}, NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour)})
+	u1, _ := url.Parse("spiffe://c/w")
+	u2, _ := url.Parse("spiffe://c/x")
+	twoURIs := selfSigned(t, &x509.Certificate{URIs: []*url.URL{u1, u2}, NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour)})
+	expired := selfSigned(t, &x509.Certificate{Subject: pkix.Name{CommonName: "worker", Organization: []string{"Acme"}}, NotBefore: t0.Add(-2 * time.Hour), NotAfter: t0.Add(-time.Hour)})
+	secret := func(c *x509.Certificate) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "worker-mtls"}, Data: map[string][]byte{"tls.crt": pemOf(c)}}
+	}
+	cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: "worker"}}
+	dnClient := oauthClient("b", nil)
+	uriClient := oauthClient("b", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject = &oauthv1alpha1.ClientSubject{URI: "spiffe://c/w"} })
+	cases := map[string]struct {
+		client *oauthv1alpha1.OAuthClient
+		cert   *cmapi.Certificate
+		secret *corev1.Secret
+		status metav1.ConditionStatus
+		reason string
+	}{
+		"no Certificate yet":                   {dnClient, nil, nil, metav1.ConditionFalse, ReasonIssuing},
+		"cert-manager has not issued":          {dnClient, cert, nil, metav1.ConditionFalse, ReasonIssuing},
+		"garbage in tls.crt":                   {dnClient, cert, &corev1.Secret{Data: map[string][]byte{"tls.crt": []byte("x")}}, metav1.ConditionFalse, ReasonCertificateInvalid},
+		"an expired certificate":               {dnClient, cert, secret(expired), metav1.ConditionFalse, ReasonCertificateExpired},
+		"the DN matches (RDN order O then CN)": {dnClient, cert, secret(dnCert), metav1.ConditionTrue, ReasonIssued},
+		"another DN is a mismatch":             {dnClient, cert, secret(otherDN), metav1.ConditionFalse, ReasonSubjectMismatch},
+		"a second URI SAN is not exactly one":  {uriClient, cert, secret(twoURIs), metav1.ConditionFalse, ReasonSubjectMismatch},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, _ := CertificateReady(tc.client, tc.cert, tc.secret, t0)
+			if got.Status != tc.status || got.Reason != tc.reason {
+				t.Errorf("got %s/%s (%s), want %s/%s", got.Status, got.Reason, got.Message, tc.status, tc.reason)
+			}
+		})
+	}
+}
+
+func TestSelfSignedKeySetKeepsPreviousCertificatesUntilTheyExpire(t *testing.T) {
+	current := selfSigned(t, &x509.Certificate{Subject: pkix.Name{CommonName: "new"}, NotBefore: t0, NotAfter: t0.Add(48 * time.Hour)})
+	previous := selfSigned(t, &x509.Certificate{Subject: pkix.Name{CommonName: "old"}, NotBefore: t0.Add(-24 * time.Hour), NotAfter: t0.Add(time.Hour)})
+	ancient := selfSigned(t, &x509.Certificate{Subject: pkix.Name{CommonName: "ancient"}, NotBefore: t0.Add(-48 * time.Hour), NotAfter: t0.Add(-time.Hour)})
+	cases := map[string]struct {
+		previous []*x509.Certificate
+		now      time.Time
+		want     []string
+	}{
+		"first issuance":                        {nil, t0, []string{"new"}},
+		"a renewal keeps the previous one":      {[]*x509.Certificate{previous}, t0, []string{"new", "old"}},
+		"an expired previous one is pruned":     {[]*x509.Certificate{previous, ancient}, t0, []string{"new", "old"}},
+		"once the previous one expires it goes": {[]*x509.Certificate{previous}, t0.Add(2 * time.Hour), []string{"new"}},
+		"the current one is not listed twice":   {[]*x509.Certificate{current, previous}, t0, []string{"new", "old"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := selfSignedKeySet(current, tc.previous, tc.now)
+			var names []string
+			for _, c := range got {
+				names = append(names, c.Subject.CommonName)
+			}
+			if strings.Join(names, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("got %v, want %v", names, tc.want)
+			}
+		})
+	}
+	// Each key of the registered JWKS matches its x5c certificate.
+	doc, err := registrationDocument(oauthClient("b", func(c *oauthv1alpha1.OAuthClient) {
+		c.Spec.AuthenticationMethod = oauthv1alpha1.SelfSignedTLSClientAuth
+		c.Spec.Subject = nil
+	}), []*x509.Certificate{current, previous})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct {
+		JWKS jose.JSONWebKeySet `json:"jwks"`
+	}
+	if err := json.Unmarshal(doc, &reg); err != nil { // go-jose checks key == x5c[0] public key
+		t.Fatal(err)
+	}
+	if len(reg.JWKS.Keys) != 2 || !reg.JWKS.Keys[0].Certificates[0].Equal(current) || !reg.JWKS.Keys[1].Certificates[0].Equal(previous) {
+		t.Errorf("jwks %s", doc)
+	}
+	back, err := parseRegistration(doc)
+	if err != nil || len(back.Certificates) != 2 {
+		t.Errorf("parseRegistration: %v, %d certificates", err, len(back.Certificates))
+	}
+}
+
+func TestRegistrationDocument(t *testing.T) {
+	cases := map[string]struct {
+		subject *oauthv1alpha1.ClientSubject
+		member  string
+	}{
+		"dn":    {&oauthv1alpha1.ClientSubject{DN: "CN=w"}, memberSubjectDN},
+		"dns":   {&oauthv1alpha1.ClientSubject{DNSName: "w.example"}, memberSANDNS},
+		"uri":   {&oauthv1alpha1.ClientSubject{URI: "spiffe://c/w"}, memberSANURI},
+		"ip":    {&oauthv1alpha1.ClientSubject{IP: "10.0.0.1"}, memberSANIP},
+		"email": {&oauthv1alpha1.ClientSubject{Email: "w@a.example"}, memberSANEmail},
+	}
+	for name, tc := range cases {
+		t.Run(name+" registers exactly one subject member", func(t *testing.T) {
+			bound := false
+			doc, err := registrationDocument(oauthClient("billing", func(c *oauthv1alpha1.OAuthClient) {
+				c.Spec.Subject = tc.subject
+				c.Spec.Scopes = []string{"a", "b"}
+				c.Spec.CertificateBoundAccessTokens = &bound
+			}), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m map[string]any
+			if err := json.Unmarshal(doc, &m); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for k := range m {
+				if strings.HasPrefix(k, "tls_client_auth_") {
+					n++
+				}
+			}
+			if n != 1 || m[tc.member] == nil || m["client_id"] != "billing.worker" || m["scope"] != "a b" ||
+				m["token_endpoint_auth_method"] != "tls_client_auth" || m["tls_client_certificate_bound_access_tokens"] != false {
+				t.Errorf("document %s", doc)
+			}
+			got, err := parseRegistration(doc)
+			if err != nil || got.ClientID != "billing.worker" || got.SubjectKey == "" {
+				t.Errorf("parseRegistration %+v %v", got, err)
+			}
+		})
+	}
+}
+
+func TestSubjectUnique(t *testing.T) {
+	ours := registeredClient{Holder: "b/new", ClientID: "b.new", SubjectKey: "dn:x", SecretName: "oauthclient-b-new"}
+	older := func(r registeredClient) registeredClient { r.Created = t0.Add(-time.Hour); return r }
+	cases := map[string]struct {
+		ours   registeredClient
+		others []registeredClient
+		reason string
+	}{
+		"no other registration":                           {ours, nil, ReasonRegistered},
+		"another subject":                                 {ours, []registeredClient{{Holder: "a/old", ClientID: "a.old", SubjectKey: "dn:y"}}, ReasonRegistered},
+		"the same subject held by another client":         {ours, []registeredClient{{Holder: "a/old", ClientID: "a.old", SubjectKey: "dn:x"}}, ReasonSubjectConflict},
+		"the same client_id held by another registration": {ours, []registeredClient{{Holder: "/", ClientID: "b.new"}}, ReasonClientIDConflict},
+		"a race: we hold the older registration and keep it": {func() registeredClient { o := ours; o.Created = t0.Add(-2 * time.Hour); return o }(),
+			[]registeredClient{older(registeredClient{Holder: "a/old", ClientID: "a.old", SubjectKey: "dn:x"})}, ReasonRegistered},
+		"a race: theirs is older and wins": {func() registeredClient { o := ours; o.Created = t0; return o }(),
+			[]registeredClient{older(registeredClient{Holder: "a/old", ClientID: "a.old", SubjectKey: "dn:x"})}, ReasonSubjectConflict},
+		"a self-signed client has no subject to conflict on": {registeredClient{Holder: "b/s", ClientID: "b.s"}, []registeredClient{{Holder: "a/t", ClientID: "a.t"}}, ReasonRegistered},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := SubjectUnique(tc.ours, tc.others); got.Reason != tc.reason {
+				t.Errorf("got %s (%s), want %s", got.Reason, got.Message, tc.reason)
+			}
+		})
+	}
+}
+
+func TestNames(t *testing.T) {
+	long := strings.Repeat("a", 250)
+	cases := map[string]struct {
+		got, want string
+	}{
+		"client_id is namespace.name":          {ClientID("billing", "worker"), "billing.worker"},
+		"registration name is readable":        {RegistrationSecretName("billing", "worker"), "oauthclient-billing-worker"},
+		"certificate Secret defaults to -mtls": {CertificateSecretName("worker", ""), "worker-mtls"},
+		"certificate Secret follows the spec":  {CertificateSecretName("worker", "custom"), "custom"},
+		"config Secret":                        {ConfigSecretName("worker"), "worker-oauth-config"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if tc.got != tc.want {
+				t.Errorf("got %q, want %q", tc.got, tc.want)
+			}
+		})
+	}
+	a, b := RegistrationSecretName("ns", long+"x"), RegistrationSecretName("ns", long+"y")
+	if len(a) > 253 || len(b) > 253 || a == b {
+		t.Errorf("long names: %d %d, distinct=%v", len(a), len(b), a != b)
+	}
+	if a != RegistrationSecretName("ns", long+"x") {
+		t.Error("a long name is not deterministic")
+	}
+}
+
+func TestEndpointsAndArgs(t *testing.T) {
+	cases := map[string]struct {
+		issuer string
+		want   oauthv1alpha1.AuthorizationServerEndpoints
+	}{
+		"the default issuer": {"https://payments.auth.svc", oauthv1alpha1.AuthorizationServerEndpoints{
+			Metadata: "https://payments.auth.svc/.well-known/oauth-authorization-server", Token: "https://payments.auth.svc/token",
+			MTLSToken: "https://payments.auth.svc:9443/token", JWKS: "https://payments.auth.svc/jwks"}},
+		"an issuer with a path puts well-known before it": {"https://as.example.com/tenant", oauthv1alpha1.AuthorizationServerEndpoints{
+			Metadata: "https://as.example.com/.well-known/oauth-authorization-server/tenant", Token: "https://as.example.com/tenant/token",
+			MTLSToken: "https://as.example.com:9443/tenant/token", JWKS: "https://as.example.com/tenant/jwks"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := endpoints(tc.issuer)
+			if err != nil || got != tc.want {
+				t.Errorf("got %+v %v, want %+v", got, err, tc.want)
+			}
+		})
+	}
+	as := server(nil)
+	if got := effectiveIssuer(as); got != "https://payments.auth.svc" {
+		t.Errorf("default issuer %q", got)
+	}
+	dns, ips := servingDNSNames(server(func(as *oauthv1alpha1.AuthorizationServer) { as.Spec.Issuer = "https://10.0.0.9" }), "https://10.0.0.9")
+	if len(dns) != 4 || len(ips) != 1 || net.ParseIP(ips[0]) == nil {
+		t.Errorf("dns %v ips %v", dns, ips)
+	}
+	dns, _ = servingDNSNames(as, "https://auth.example.com")
+	if dns[len(dns)-1] != "auth.example.com" || dns[3] != "payments.auth.svc.cluster.local" {
+		t.Errorf("dns %v", dns)
+	}
+	args, err := authorizationServerArgs(as, "https://payments.auth.svc", false)
+	if err != nil || strings.Contains(strings.Join(args, " "), "--client-ca-file") {
+		t.Errorf("args without trust anchors %v %v", args, err)
+	}
+}
+
+func TestPDBOnlyWithMoreThanOneReplica(t *testing.T) {
+	for replicas, want := range map[int32]bool{1: false, 2: true, 5: true} {
+		t.Run(fmt.Sprintf("%d replicas", replicas), func(t *testing.T) {
+			r := replicas
+			got := desiredPDB(server(func(as *oauthv1alpha1.AuthorizationServer) { as.Spec.Replicas = &r })) != nil
+			if got != want {
+				t.Errorf("PDB %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestDeploymentAvailable(t *testing.T) {
+	available := func(gen, observed int64, status corev1.ConditionStatus) *appsv1.Deployment {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Generation: gen}}
+		d.Status.ObservedGeneration = observed
+		d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: status}}
+		return d
+	}
+	cases := map[string]struct {
+		d    *appsv1.Deployment
+		want metav1.ConditionStatus
+	}{
+		"not created":                       {nil, metav1.ConditionFalse},
+		"no status (no kubelet)":            {&appsv1.Deployment{}, metav1.ConditionFalse},
+		"available":                         {available(2, 2, corev1.ConditionTrue), metav1.ConditionTrue},
+		"available but an older generation": {available(3, 2, corev1.ConditionTrue), metav1.ConditionFalse},
+		"unavailable":                       {available(1, 1, corev1.ConditionFalse), metav1.ConditionFalse},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := DeploymentAvailable(tc.d); got.Status != tc.want {
+				t.Errorf("got %s, want %s", got.Status, tc.want)
+			}
+		})
+	}
+}
+
+func TestTrustAnchorBundle(t *testing.T) {
+	ca := pemOf(selfSigned(t, &x509.Certificate{Subject: pkix.Name{CommonName: "ca"}, IsCA: true, BasicConstraintsValid: true, NotBefore: t0, NotAfter: t0.Add(time.Hour)}))
+	ref := oauthv1alpha1.SecretKeySelector{Name: "clients-ca", Key: "ca.crt"}
+	sec := func(data map[string][]byte) *corev1.Secret { return &corev1.Secret{Data: data} }
+	cases := map[string]struct {
+		anchors []trustAnchorInput
+		status  metav1.ConditionStatus
+		reason  string
+		certs   int
+	}{
+		"none configured":         {nil, metav1.ConditionTrue, ReasonNoTrustAnchors, 0},
+		"a missing Secret":        {[]trustAnchorInput{{Ref: ref}}, metav1.ConditionFalse, ReasonTrustAnchorSecretNotFound, 0},
+		"a missing key":           {[]trustAnchorInput{{Ref: ref, Secret: sec(map[string][]byte{"other": ca})}}, metav1.ConditionFalse, ReasonTrustAnchorKeyNotFound, 0},
+		"not PEM":                 {[]trustAnchorInput{{Ref: ref, Secret: sec(map[string][]byte{"ca.crt": []byte("nope")})}}, metav1.ConditionFalse, ReasonTrustAnchorInvalid, 0},
+		"two anchors concatenate": {[]trustAnchorInput{{Ref: ref, Secret: sec(map[string][]byte{"ca.crt": ca})}, {Ref: ref, Secret: sec(map[string][]byte{"ca.crt": ca})}}, metav1.ConditionTrue, ReasonTrustAnchorsLoaded, 2},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			bundle, got := TrustAnchorBundle(tc.anchors)
+			if got.Status != tc.status || got.Reason != tc.reason {
+				t.Fatalf("got %s/%s (%s), want %s/%s", got.Status, got.Reason, got.Message, tc.status, tc.reason)
+			}
+			if n, _ := countCertificates(bundle); n != tc.certs {
+				t.Errorf("bundle holds %d certificates, want %d", n, tc.certs)
+			}
+			if got.Status == metav1.ConditionFalse && bundle != nil {
+				t.Error("a partial bundle was produced")
+			}
+		})
+	}
+}
+
+func TestIsSubset(t *testing.T) {
+	cases := map[string]struct {
+		want, have any
+		ok         bool
+	}{
+		"server defaults are ignored":      {map[string]any{"a": int64(1)}, map[string]any{"a": int64(1), "b": "default"}, true},
+		"a changed value is not":           {map[string]any{"a": int64(1)}, map[string]any{"a": int64(2)}, false},
+		"a missing field is not":           {map[string]any{"a": "x"}, map[string]any{}, false},
+		"an absent empty value is":         {map[string]any{"a": map[string]any{}, "b": false}, map[string]any{}, true},
+		"lists compare element by element": {map[string]any{"l": []any{map[string]any{"n": "x"}}}, map[string]any{"l": []any{map[string]any{"n": "x", "d": int64(1)}}}, true},
+		"a list of another length is not":  {map[string]any{"l": []any{"x"}}, map[string]any{"l": []any{"x", "y"}}, false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := isSubset(tc.want, tc.have); got != tc.ok {
+				t.Errorf("got %v, want %v", got, tc.ok)
+			}
+		})
+	}
+}
