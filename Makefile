@@ -27,7 +27,8 @@ generate: tools ## Generate deepcopy code.
 .PHONY: manifests
 manifests: tools ## Generate CRDs, RBAC and webhook configuration from markers.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases \
-		rbac:roleName=manager-role paths=./controllers/... output:rbac:artifacts:config=config/rbac
+		rbac:roleName=manager-role paths=./controllers/... output:rbac:artifacts:config=config/rbac \
+		webhook paths=./webhook/... output:webhook:artifacts:config=config/webhook
 
 .PHONY: verify-generated
 verify-generated: ## Fail when generated files differ from what the markers produce.
@@ -77,3 +78,9 @@ undeploy: ## Remove certbound (and its CRDs, which deletes every OAuthClient and
 .PHONY: docker-build
 docker-build: ## Build the image (needs a container engine; not run in CI here).
 	docker build -t $(IMG) .
+
+##@ Demo
+
+.PHONY: demo
+demo: tools build ## Run the whole system locally and play the demo story; ARGS=--once exits after it.
+	go run ./hack/devcluster $(ARGS)

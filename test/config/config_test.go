@@ -101,7 +101,8 @@ func TestDefaultInstallIsAccepted(t *testing.T) {
 			t.Errorf("%s %s is in namespace %q, want certbound-system", obj.GetKind(), obj.GetName(), ns)
 		}
 	}
-	for _, want := range []string{"CustomResourceDefinition", "Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Namespace"} {
+	for _, want := range []string{"CustomResourceDefinition", "Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Namespace",
+		"Service", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "Issuer", "Certificate"} {
 		if kinds[want] == 0 {
 			t.Errorf("config/default renders no %s (kinds: %v)", want, kinds)
 		}
@@ -184,5 +185,82 @@ func TestInvalidManifestIsRefusedWithTheFieldPath(t *testing.T) {
 				t.Fatalf("refusal %q does not name %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestWebhooksAreWiredToTheirServingCertificate follows the names a user
+// never sees: every webhook calls the webhook Service, which reaches the
+// manager's webhook port; cainjector is pointed at the Certificate whose
+// DNS names are that Service's and whose Secret the manager mounts where
+// controller-runtime reads its serving certificate.
+func TestWebhooksAreWiredToTheirServingCertificate(t *testing.T) {
+	byKind := map[string][]*unstructured.Unstructured{}
+	for _, obj := range render(t, "config/default") {
+		byKind[obj.GetKind()] = append(byKind[obj.GetKind()], obj)
+	}
+	one := func(kind string) *unstructured.Unstructured {
+		t.Helper()
+		if len(byKind[kind]) != 1 {
+			t.Fatalf("config/default renders %d %s, want 1", len(byKind[kind]), kind)
+		}
+		return byKind[kind][0]
+	}
+	svc, cert, deploy := one("Service"), one("Certificate"), one("Deployment")
+
+	for _, kind := range []string{"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"} {
+		cfg := one(kind)
+		if got, want := cfg.GetAnnotations()["cert-manager.io/inject-ca-from"], cert.GetNamespace()+"/"+cert.GetName(); got != want {
+			t.Errorf("%s cert-manager.io/inject-ca-from = %q, want %q", kind, got, want)
+		}
+		hooks, _, _ := unstructured.NestedSlice(cfg.Object, "webhooks")
+		if len(hooks) != 2 {
+			t.Errorf("%s has %d webhooks, want one per kind", kind, len(hooks))
+		}
+		for _, h := range hooks {
+			ref, _, _ := unstructured.NestedStringMap(h.(map[string]any), "clientConfig", "service")
+			if ref["name"] != svc.GetName() || ref["namespace"] != svc.GetNamespace() {
+				t.Errorf("%s webhook calls Service %s/%s, want %s/%s", kind, ref["namespace"], ref["name"], svc.GetNamespace(), svc.GetName())
+			}
+		}
+	}
+
+	dnsNames, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
+	if want := svc.GetName() + "." + svc.GetNamespace() + ".svc"; len(dnsNames) == 0 || dnsNames[0] != want {
+		t.Errorf("serving certificate dnsNames = %v, want %s first", dnsNames, want)
+	}
+	secretName, _, _ := unstructured.NestedString(cert.Object, "spec", "secretName")
+
+	ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
+	if len(ports) != 1 || ports[0].(map[string]any)["targetPort"] != "webhook" {
+		t.Errorf("webhook Service ports = %v, want one targeting the named port webhook", ports)
+	}
+	var mountedSecret string
+	volumes, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "volumes")
+	for _, v := range volumes {
+		if v.(map[string]any)["name"] == "webhook-certs" {
+			mountedSecret, _, _ = unstructured.NestedString(v.(map[string]any), "secret", "secretName")
+		}
+	}
+	if mountedSecret != secretName {
+		t.Errorf("the manager mounts Secret %q, the serving certificate is written to %q", mountedSecret, secretName)
+	}
+	containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+	var port, mount bool
+	for _, c := range containers {
+		container := c.(map[string]any)
+		if container["name"] != "manager" {
+			continue
+		}
+		cports, _, _ := unstructured.NestedSlice(container, "ports")
+		for _, p := range cports {
+			port = port || (p.(map[string]any)["name"] == "webhook" && p.(map[string]any)["containerPort"] == int64(9443))
+		}
+		mounts, _, _ := unstructured.NestedSlice(container, "volumeMounts")
+		for _, m := range mounts {
+			mount = mount || (m.(map[string]any)["name"] == "webhook-certs" && m.(map[string]any)["mountPath"] == "/tmp/k8s-webhook-server/serving-certs")
+		}
+	}
+	if !port || !mount {
+		t.Errorf("manager container: webhook port 9443 declared %v, serving certificate mounted at /tmp/k8s-webhook-server/serving-certs %v", port, mount)
 	}
 }
