@@ -11,8 +11,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/certbound/certbound/controllers"
+	"github.com/certbound/certbound/webhook"
 )
 
 // managerFlags are the flags of `certbound manager`.
@@ -22,6 +24,10 @@ type managerFlags struct {
 	leaderElect        bool
 	leaderElectionNS   string
 	kubeconfig         string
+	enableWebhooks     bool
+	webhookHost        string
+	webhookPort        int
+	webhookCertDir     string
 	controllers        controllers.Options
 }
 
@@ -35,6 +41,10 @@ func parseManagerFlags(args []string) (*managerFlags, *zap.Options, error) {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; default in-cluster config or $KUBECONFIG")
 	fs.StringVar(&f.controllers.AuthorizationServerImage, "authorization-server-image", os.Getenv("CERTBOUND_IMAGE"),
 		"image of the authorization-server pods; defaults to $CERTBOUND_IMAGE, which the manager Deployment sets to its own image")
+	fs.BoolVar(&f.enableWebhooks, "enable-webhooks", true, "serve the admission webhooks (needs a serving certificate in --webhook-cert-dir)")
+	fs.StringVar(&f.webhookHost, "webhook-host", "", "address the webhook server binds (default: all)")
+	fs.IntVar(&f.webhookPort, "webhook-port", 9443, "port of the webhook server")
+	fs.StringVar(&f.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with the webhook server's tls.crt and tls.key")
 	zapOpts := &zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -71,12 +81,18 @@ func runManager(ctx context.Context, args []string) error {
 		LeaderElection:          f.leaderElect,
 		LeaderElectionID:        "certbound-manager.oauth.certbound.io",
 		LeaderElectionNamespace: f.leaderElectionNS,
+		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: f.webhookHost, Port: f.webhookPort, CertDir: f.webhookCertDir}),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	if err := controllers.Setup(mgr, f.controllers); err != nil {
 		return err
+	}
+	if f.enableWebhooks {
+		if err := webhook.Setup(mgr); err != nil {
+			return err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
+	"github.com/certbound/certbound/webhook"
 )
 
 // indexTrustAnchorSecrets indexes AuthorizationServers by the names of
@@ -139,6 +140,11 @@ func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.
 		}
 	}()
 
+	// The webhook's rules hold even when the webhook is switched off.
+	if _, errs := webhook.ValidateAuthorizationServer(&as, nil); len(errs) > 0 {
+		conds.set(oauthv1alpha1.ConditionReady, falseResult(ReasonInvalidSpec, errs.ToAggregate().Error()))
+		return ctrl.Result{}, nil
+	}
 	issuer := effectiveIssuer(&as)
 	eps, err := endpoints(issuer)
 	if err != nil {

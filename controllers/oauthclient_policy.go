@@ -28,6 +28,7 @@ import (
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
 	"github.com/certbound/certbound/asruntime/certbinding"
+	"github.com/certbound/certbound/webhook"
 )
 
 // Reasons of the OAuthClient conditions.
@@ -36,7 +37,10 @@ const (
 	ReasonAuthorizationServerNotFound = "AuthorizationServerNotFound"
 	ReasonNamespaceNotAllowed         = "NamespaceNotAllowed"
 	ReasonInvalidSubject              = "InvalidSubject"
-	ReasonNotAccepted                 = "NotAccepted"
+	// ReasonInvalidSpec: the object breaks a rule of the admission webhook,
+	// which may be switched off; the controller applies the same rules.
+	ReasonInvalidSpec = "InvalidSpec"
+	ReasonNotAccepted = "NotAccepted"
 
 	ReasonIssued                = "Issued"
 	ReasonIssuing               = "Issuing"
@@ -185,6 +189,9 @@ func ClientAccepted(client *oauthv1alpha1.OAuthClient, as *oauthv1alpha1.Authori
 		if _, err := subjectOf(client.Spec.Subject); err != nil {
 			return falseResult(ReasonInvalidSubject, "spec.subject: "+err.Error())
 		}
+	}
+	if _, errs := webhook.ValidateOAuthClient(client, nil); len(errs) > 0 {
+		return falseResult(ReasonInvalidSpec, errs.ToAggregate().Error())
 	}
 	return trueResult(ReasonAccepted, fmt.Sprintf("AuthorizationServer %s/%s accepts the client", as.Namespace, as.Name))
 }

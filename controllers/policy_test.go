@@ -75,6 +75,9 @@ func TestClientAccepted(t *testing.T) {
 			c.Spec.AuthenticationMethod = oauthv1alpha1.SelfSignedTLSClientAuth
 			c.Spec.Subject = nil
 		}), server(nil), nil, metav1.ConditionTrue, ReasonAccepted},
+		"a spec the webhook refuses is not accepted": {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) {
+			c.Spec.Certificate.Duration = &metav1.Duration{Duration: 10 * time.Minute}
+		}), server(nil), nil, metav1.ConditionFalse, ReasonInvalidSpec},
 		"a server namespace defaults to the client's": {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.AuthorizationServerRef.Namespace = "" }), server(nil), nil, metav1.ConditionTrue, ReasonAccepted},
 	}
 	for name, tc := range cases {
