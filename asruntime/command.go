@@ -1,0 +1,212 @@
+package asruntime
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// RunAuthorizationServer runs `certbound authorization-server` with args
+// (the arguments after the subcommand name) until ctx is done.
+func RunAuthorizationServer(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("authorization-server", flag.ContinueOnError)
+	issuer := fs.String("issuer", "", "issuer identifier, an https URL (required)")
+	listen := fs.String("listen-address", ":8443", "TLS listener of the conventional endpoints (no client certificate requested)")
+	mtlsListen := fs.String("mtls-listen-address", ":9443", "TLS listener of the mTLS endpoint aliases (client certificate requested)")
+	mtlsBase := fs.String("mtls-base-url", "", "base URL advertised in mtls_endpoint_aliases (default: the issuer with the mTLS listener's port)")
+	certFile := fs.String("tls-cert-file", "", "serving certificate chain, PEM (reloaded when it changes) (required)")
+	keyFile := fs.String("tls-key-file", "", "serving private key, PEM (reloaded when it changes) (required)")
+	caFile := fs.String("client-ca-file", "", "PEM bundle of the only trust anchors for tls_client_auth")
+	intermediatesFile := fs.String("client-intermediates-file", "", "PEM bundle of intermediates that may complete tls_client_auth chains")
+	clientsDir := fs.String("clients-dir", "", "directory of RFC 7591 client metadata documents, one *.json per client (standalone registry)")
+	registryNamespace := fs.String("registry-namespace", "", "namespace of the registration Secrets (in-cluster registry; with --registry-authorization-server)")
+	registryServer := fs.String("registry-authorization-server", "", "AuthorizationServer whose registration Secrets (label "+AuthorizationServerLabel+") make the registry")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for the in-cluster registry (default: $KUBECONFIG, else the pod's service account)")
+	signingKeyFile := fs.String("signing-key-file", "", "private JWK Set; the first key signs (default: an ephemeral ES256 key)")
+	ttl := fs.Duration("access-token-ttl", DefaultAccessTokenTTL, "access token lifetime")
+	metricsAddr := fs.String("metrics-address", ":8080", "plain HTTP listener for /metrics, /healthz and /readyz (empty: none)")
+	jwksCAFile := fs.String("jwks-uri-ca-file", "", "PEM roots for fetching clients' jwks_uri (default: the system roots)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	for name, v := range map[string]string{"issuer": *issuer, "tls-cert-file": *certFile, "tls-key-file": *keyFile} {
+		if v == "" {
+			return fmt.Errorf("--%s is required", name)
+		}
+	}
+	inCluster := *registryNamespace != "" || *registryServer != ""
+	switch {
+	case inCluster && *clientsDir != "":
+		return errors.New("--clients-dir and --registry-namespace/--registry-authorization-server are alternatives: give one registry")
+	case inCluster && (*registryNamespace == "" || *registryServer == ""):
+		return errors.New("the in-cluster registry needs both --registry-namespace and --registry-authorization-server")
+	case !inCluster && *clientsDir == "":
+		return errors.New("a registry is required: --clients-dir, or --registry-namespace with --registry-authorization-server")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	metrics := NewMetrics()
+	cfg := Config{Issuer: *issuer, MTLSBaseURL: *mtlsBase, AccessTokenTTL: *ttl, Logger: log, Metrics: metrics}
+	certs, err := NewCertificateReloader(*certFile, *keyFile, log)
+	if err != nil {
+		return err
+	}
+	cfg.GetCertificate = certs.GetCertificate
+	if *caFile != "" {
+		if cfg.TrustAnchors, err = LoadCertPool(*caFile); err != nil {
+			return fmt.Errorf("--client-ca-file: %w", err)
+		}
+	} else {
+		log.Warn("no --client-ca-file: tls_client_auth clients cannot authenticate")
+	}
+	if *intermediatesFile != "" {
+		if cfg.Intermediates, err = LoadCertificates(*intermediatesFile); err != nil {
+			return fmt.Errorf("--client-intermediates-file: %w", err)
+		}
+	}
+	if *jwksCAFile != "" {
+		if cfg.JWKSRootCAs, err = LoadCertPool(*jwksCAFile); err != nil {
+			return fmt.Errorf("--jwks-uri-ca-file: %w", err)
+		}
+	}
+	if *signingKeyFile != "" {
+		if cfg.SigningKeys, err = LoadSigningKeys(*signingKeyFile); err != nil {
+			return err
+		}
+	}
+	var registry interface {
+		Registry
+		follow(ctx context.Context)
+	}
+	if inCluster {
+		kube, err := kubernetesClient(*kubeconfig)
+		if err != nil {
+			return err
+		}
+		secrets, err := NewSecretRegistry(kube, *registryNamespace, *registryServer, log, metrics)
+		if err != nil {
+			return err
+		}
+		registry = followedSecrets{secrets, log}
+	} else {
+		dir, err := NewDirectoryRegistry(*clientsDir, log, metrics)
+		if err != nil {
+			return err
+		}
+		registry = followedDirectory{dir}
+	}
+	cfg.Registry = registry
+	srv, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	ls, err := Listen(*listen, *mtlsListen, *metricsAddr)
+	if err != nil {
+		return err
+	}
+	defer ls.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		registry.follow(ctx)
+	}()
+	err = srv.Serve(ctx, ls)
+	cancel()
+	<-watching
+	return err
+}
+
+// followedDirectory and followedSecrets give the two registries one way to
+// be followed for the life of the server.
+type followedDirectory struct{ *DirectoryRegistry }
+
+func (d followedDirectory) follow(ctx context.Context) { d.Watch(ctx) }
+
+type followedSecrets struct {
+	*SecretRegistry
+	log *slog.Logger
+}
+
+func (s followedSecrets) follow(ctx context.Context) {
+	if err := s.Run(ctx); err != nil {
+		s.log.Error("registration Secrets could not be followed", "error", err)
+	}
+}
+
+// kubernetesClient uses the kubeconfig file if one is named (flag or
+// $KUBECONFIG), else the pod's in-cluster service account.
+func kubernetesClient(kubeconfig string) (kubernetes.Interface, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("Kubernetes client configuration for the registry: %w", err)
+	}
+	cfg.UserAgent = "certbound-authorization-server"
+	return kubernetes.NewForConfig(cfg)
+}
+
+// LoadCertificates reads every CERTIFICATE block of a PEM file.
+func LoadCertificates(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificates", path)
+	}
+	return certs, nil
+}
+
+// LoadCertPool reads a PEM bundle into a pool of its own; the system roots
+// are never added.
+func LoadCertPool(path string) (*x509.CertPool, error) {
+	certs, err := LoadCertificates(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}

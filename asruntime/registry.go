@@ -1,0 +1,357 @@
+package asruntime
+
+// The registry is the authorization server's view of its clients: RFC 7591
+// client metadata documents, parsed and checked once when they are loaded so
+// that the token endpoint only does lookups. Sources (a directory here,
+// registration Secrets in a cluster) build a ClientSet and publish it
+// atomically; requests always see one consistent snapshot.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Token endpoint authentication methods (RFC 7591 §2, RFC 8705 §2.1.1 and
+// §2.2.1) this server supports.
+const (
+	AuthMethodTLSClientAuth           = "tls_client_auth"
+	AuthMethodSelfSignedTLSClientAuth = "self_signed_tls_client_auth"
+	AuthMethodClientSecretBasic       = "client_secret_basic"
+	AuthMethodClientSecretPost        = "client_secret_post"
+)
+
+// GrantTypeClientCredentials is the one grant this server issues tokens for.
+const GrantTypeClientCredentials = "client_credentials"
+
+// Registry hands out the current snapshot of registered clients. A source
+// replaces the snapshot as a whole when its backing store changes.
+type Registry interface {
+	Clients() *ClientSet
+}
+
+// ClientSet is an immutable snapshot of clients by client_id.
+type ClientSet struct {
+	byID map[string]*Client
+}
+
+// Lookup returns the client registered under id.
+func (s *ClientSet) Lookup(id string) (*Client, bool) {
+	if s == nil {
+		return nil, false
+	}
+	c, ok := s.byID[id]
+	return c, ok
+}
+
+// Len is the number of clients in the snapshot.
+func (s *ClientSet) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.byID)
+}
+
+// ClientDocument is one registration document and the name of where it came
+// from (a file name, a Secret's namespace/name), used in logs.
+type ClientDocument struct {
+	Source string
+	Data   []byte
+}
+
+// BuildClientSet parses documents in the given order. A document that does
+// not parse, or that repeats an earlier document's client_id or
+// tls_client_auth subject value, is passed to reject and left out; the
+// others are kept, so one bad registration never takes the rest down.
+func BuildClientSet(docs []ClientDocument, reject func(source string, err error)) *ClientSet {
+	set := &ClientSet{byID: make(map[string]*Client, len(docs))}
+	subjects := make(map[string]string)
+	for _, d := range docs {
+		c, err := ParseClient(d.Data)
+		if err != nil {
+			reject(d.Source, err)
+			continue
+		}
+		if _, dup := set.byID[c.ID]; dup {
+			reject(d.Source, fmt.Errorf("client_id %q is already registered", c.ID))
+			continue
+		}
+		if c.subject != nil {
+			key := c.subject.key()
+			if other, dup := subjects[key]; dup {
+				reject(d.Source, fmt.Errorf("client %q: its subject value is already registered by client %q", c.ID, other))
+				continue
+			}
+			subjects[key] = c.ID
+		}
+		set.byID[c.ID] = c
+	}
+	return set
+}
+
+// Client is a registered client, checked and pre-processed for the token
+// endpoint.
+type Client struct {
+	ID          string
+	AuthMethod  string
+	BoundTokens bool
+
+	secret            []byte
+	clientCredentials bool
+	scopes            []string
+	scopeClaim        string
+	resources         []string
+	subject           *subjectMatcher
+	selfSignedCerts   [][]byte
+	jwksURI           string
+}
+
+// clientMetadata is the RFC 7591 document (with the RFC 8705 members). The
+// subject members are pointers so that "present but empty" counts as a
+// registered value and is refused rather than ignored.
+type clientMetadata struct {
+	ClientID                string          `json:"client_id"`
+	ClientSecret            string          `json:"client_secret"`
+	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method"`
+	GrantTypes              []string        `json:"grant_types"`
+	Scope                   string          `json:"scope"`
+	JWKS                    json.RawMessage `json:"jwks"`
+	JWKSURI                 string          `json:"jwks_uri"`
+	SubjectDN               *string         `json:"tls_client_auth_subject_dn"`
+	SANDNS                  *string         `json:"tls_client_auth_san_dns"`
+	SANURI                  *string         `json:"tls_client_auth_san_uri"`
+	SANIP                   *string         `json:"tls_client_auth_san_ip"`
+	SANEmail                *string         `json:"tls_client_auth_san_email"`
+	BoundAccessTokens       bool            `json:"tls_client_certificate_bound_access_tokens"`
+	Resources               []string        `json:"resources"`
+}
+
+// maxClientDocument bounds one registration document; real ones are a few
+// hundred bytes plus an optional inline JWKS.
+const maxClientDocument = 256 << 10
+
+// ParseClient parses and checks one RFC 7591 client metadata document.
+//
+// Defaults follow RFC 7591 §2: token_endpoint_auth_method
+// client_secret_basic, grant_types ["authorization_code"] (so a client must
+// list client_credentials to use it). "resources" is this server's extension
+// member: the RFC 8707 resource indicators the client may request as token
+// audience.
+func ParseClient(data []byte) (*Client, error) {
+	if len(data) > maxClientDocument {
+		return nil, fmt.Errorf("document is larger than %d bytes", maxClientDocument)
+	}
+	var md clientMetadata
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&md); err != nil {
+		return nil, fmt.Errorf("decode client metadata: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("decode client metadata: trailing data after the JSON object")
+	}
+	if md.ClientID == "" {
+		return nil, errors.New("client_id is missing")
+	}
+	c := &Client{ID: md.ClientID, AuthMethod: md.TokenEndpointAuthMethod, BoundTokens: md.BoundAccessTokens}
+	if c.AuthMethod == "" {
+		c.AuthMethod = AuthMethodClientSecretBasic
+	}
+	grants := md.GrantTypes
+	if grants == nil {
+		grants = []string{"authorization_code"}
+	}
+	c.clientCredentials = slices.Contains(grants, GrantTypeClientCredentials)
+
+	scopes, err := parseScope(md.Scope)
+	if err != nil {
+		return nil, fmt.Errorf("client %q: scope: %w", c.ID, err)
+	}
+	c.scopes = scopes
+	c.scopeClaim = strings.Join(scopes, " ")
+
+	for _, r := range md.Resources {
+		if err := checkResourceIndicator(r); err != nil {
+			return nil, fmt.Errorf("client %q: resources: %w", c.ID, err)
+		}
+	}
+	c.resources = md.Resources
+
+	subject, err := parseSubject(&md)
+	if err != nil {
+		return nil, fmt.Errorf("client %q: %w", c.ID, err)
+	}
+	if subject != nil && c.AuthMethod != AuthMethodTLSClientAuth {
+		return nil, fmt.Errorf("client %q: a tls_client_auth_* subject value is registered but token_endpoint_auth_method is %q", c.ID, c.AuthMethod)
+	}
+	if (len(md.JWKS) > 0 || md.JWKSURI != "") && c.AuthMethod != AuthMethodSelfSignedTLSClientAuth {
+		return nil, fmt.Errorf("client %q: jwks or jwks_uri is registered but token_endpoint_auth_method is %q", c.ID, c.AuthMethod)
+	}
+	if md.ClientSecret != "" && c.AuthMethod != AuthMethodClientSecretBasic && c.AuthMethod != AuthMethodClientSecretPost {
+		return nil, fmt.Errorf("client %q: client_secret is registered but token_endpoint_auth_method is %q", c.ID, c.AuthMethod)
+	}
+
+	switch c.AuthMethod {
+	case AuthMethodTLSClientAuth:
+		if subject == nil {
+			return nil, fmt.Errorf("client %q: tls_client_auth needs exactly one tls_client_auth_* subject value, none is registered", c.ID)
+		}
+		c.subject = subject
+	case AuthMethodSelfSignedTLSClientAuth:
+		if err := parseSelfSignedKeys(c, &md); err != nil {
+			return nil, fmt.Errorf("client %q: %w", c.ID, err)
+		}
+	case AuthMethodClientSecretBasic, AuthMethodClientSecretPost:
+		if md.ClientSecret == "" {
+			return nil, fmt.Errorf("client %q: %s needs a client_secret", c.ID, c.AuthMethod)
+		}
+		c.secret = []byte(md.ClientSecret)
+	default:
+		return nil, fmt.Errorf("client %q: token_endpoint_auth_method %q is not supported", c.ID, c.AuthMethod)
+	}
+	return c, nil
+}
+
+// parseSubject returns the one registered tls_client_auth_* value (RFC 8705
+// §2.1.2: exactly one), or nil when there is none.
+func parseSubject(md *clientMetadata) (*subjectMatcher, error) {
+	var found []*subjectMatcher
+	if md.SubjectDN != nil {
+		dn, err := ParseDistinguishedName(*md.SubjectDN)
+		if err != nil {
+			return nil, fmt.Errorf("tls_client_auth_subject_dn: %w", err)
+		}
+		found = append(found, &subjectMatcher{kind: subjectDN, dn: dn})
+	}
+	if md.SANDNS != nil {
+		name := strings.TrimSuffix(*md.SANDNS, ".")
+		if name == "" || strings.ContainsAny(name, " \t/") {
+			return nil, fmt.Errorf("tls_client_auth_san_dns %q is not a DNS name", *md.SANDNS)
+		}
+		found = append(found, &subjectMatcher{kind: subjectSANDNS, value: strings.ToLower(name)})
+	}
+	if md.SANURI != nil {
+		u, err := url.Parse(*md.SANURI)
+		if err != nil || u.Scheme == "" {
+			return nil, fmt.Errorf("tls_client_auth_san_uri %q is not an absolute URI", *md.SANURI)
+		}
+		found = append(found, &subjectMatcher{kind: subjectSANURI, value: u.String()})
+	}
+	if md.SANIP != nil {
+		ip := net.ParseIP(*md.SANIP)
+		if ip == nil {
+			return nil, fmt.Errorf("tls_client_auth_san_ip %q is not an IP address", *md.SANIP)
+		}
+		found = append(found, &subjectMatcher{kind: subjectSANIP, ip: ip})
+	}
+	if md.SANEmail != nil {
+		local, domain, ok := strings.Cut(*md.SANEmail, "@")
+		if !ok || local == "" || domain == "" || strings.Contains(domain, "@") {
+			return nil, fmt.Errorf("tls_client_auth_san_email %q is not an email address", *md.SANEmail)
+		}
+		found = append(found, &subjectMatcher{kind: subjectSANEmail, value: *md.SANEmail})
+	}
+	switch len(found) {
+	case 0:
+		return nil, nil
+	case 1:
+		return found[0], nil
+	default:
+		return nil, fmt.Errorf("%d tls_client_auth_* subject values are registered, RFC 8705 §2.1.2 allows exactly one", len(found))
+	}
+}
+
+// parseSelfSignedKeys checks the jwks or jwks_uri of a
+// self_signed_tls_client_auth client (RFC 7591 §2: never both).
+func parseSelfSignedKeys(c *Client, md *clientMetadata) error {
+	hasJWKS := len(md.JWKS) > 0 && string(md.JWKS) != "null"
+	switch {
+	case hasJWKS && md.JWKSURI != "":
+		return errors.New("jwks and jwks_uri are both registered, RFC 7591 §2 allows one")
+	case hasJWKS:
+		certs, err := certificatesFromJWKS(md.JWKS)
+		if err != nil {
+			return fmt.Errorf("jwks: %w", err)
+		}
+		if len(certs) == 0 {
+			return errors.New("jwks: no key carries an x5c certificate")
+		}
+		c.selfSignedCerts = certs
+	case md.JWKSURI != "":
+		u, err := url.Parse(md.JWKSURI)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("jwks_uri %q is not an https URL", md.JWKSURI)
+		}
+		c.jwksURI = u.String()
+	default:
+		return errors.New("self_signed_tls_client_auth needs jwks or jwks_uri")
+	}
+	return nil
+}
+
+// certificatesFromJWKS returns the DER of x5c[0] of every key in a JWK Set.
+// go-jose checks, for each key, that the key members equal the public key
+// of x5c[0] (RFC 7517 §4.7). Keys of unknown types are skipped (RFC 7517
+// §5); private key material in a client's set is refused.
+func certificatesFromJWKS(data []byte) ([][]byte, error) {
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(data, &set); err != nil {
+		return nil, fmt.Errorf("decode JWK Set: %w", err)
+	}
+	var certs [][]byte
+	for i, raw := range set.Keys {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(raw); err != nil {
+			if errors.Is(err, jose.ErrUnsupportedKeyType) {
+				continue
+			}
+			return nil, fmt.Errorf("key %d: %w", i, err)
+		}
+		if !k.IsPublic() {
+			return nil, fmt.Errorf("key %d holds private key material", i)
+		}
+		if len(k.Certificates) > 0 {
+			certs = append(certs, k.Certificates[0].Raw)
+		}
+	}
+	return certs, nil
+}
+
+// parseScope splits a space-delimited scope (RFC 6749 §3.3) and checks its
+// tokens; duplicates are removed, order is kept.
+func parseScope(s string) ([]string, error) {
+	var out []string
+	for _, tok := range strings.Split(s, " ") {
+		if tok == "" {
+			continue
+		}
+		for i := 0; i < len(tok); i++ {
+			c := tok[i]
+			if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+				return nil, fmt.Errorf("scope token %q has a character RFC 6749 §3.3 does not allow", tok)
+			}
+		}
+		if !slices.Contains(out, tok) {
+			out = append(out, tok)
+		}
+	}
+	return out, nil
+}
+
+// checkResourceIndicator applies RFC 8707 §2: an absolute URI without a
+// fragment.
+func checkResourceIndicator(r string) error {
+	u, err := url.Parse(r)
+	if err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(r, "#") {
+		return fmt.Errorf("%q is not an absolute URI without a fragment", r)
+	}
+	return nil
+}
