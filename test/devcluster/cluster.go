@@ -1,0 +1,217 @@
+// Package devcluster runs the whole certbound system on one machine with no
+// container engine: a real control plane and the real cert-manager
+// controllers (package testenv), the operator as a `certbound manager`
+// process, and a pod runner that runs the authorization-server pods the
+// operator's Deployments describe as local processes. `make demo` and the
+// end-to-end tests are built on it.
+package devcluster
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/certbound/certbound/test/testenv"
+)
+
+// Image is the image name the operator is told to deploy; the pod runner
+// runs every container with this image as bin/certbound.
+const Image = "certbound.local/certbound:dev"
+
+// Options configure Start.
+type Options struct {
+	// Binary is the certbound binary (default bin/certbound).
+	Binary string
+	// Dir holds logs, volumes and the kubeconfig (default: a new temp dir,
+	// removed by Stop).
+	Dir string
+}
+
+// Cluster is a running local system.
+type Cluster struct {
+	Env    *testenv.Environment
+	Runner *PodRunner
+	// Dir holds the logs and the kubeconfig.
+	Dir string
+
+	binary      string
+	removeDir   bool
+	operator    *exec.Cmd
+	operatorEnd chan struct{}
+	cancel      context.CancelFunc
+	runnerDone  chan struct{}
+}
+
+// Start brings the system up. Call Stop to tear it down.
+func Start(opts Options) (_ *Cluster, err error) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{binary: opts.Binary, Dir: opts.Dir}
+	if c.binary == "" {
+		c.binary = filepath.Join(root, "bin", "certbound")
+	}
+	if _, err := os.Stat(c.binary); err != nil {
+		return nil, fmt.Errorf("%s is missing: run `make build`", c.binary)
+	}
+	if c.Dir == "" {
+		if c.Dir, err = os.MkdirTemp("", "certbound-devcluster-"); err != nil {
+			return nil, err
+		}
+		c.removeDir = true
+	}
+	defer func() {
+		if err != nil {
+			c.Stop()
+		}
+	}()
+	// cert-manager runs in this process and logs through klog: keep its
+	// log in a file beside the others, out of the transcript.
+	cmLog, err := os.OpenFile(filepath.Join(c.Dir, "cert-manager.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	_ = klogFlags.Set("logtostderr", "false")
+	_ = klogFlags.Set("stderrthreshold", "FATAL")
+	klog.SetOutput(cmLog)
+	// The webhook configurations of config/webhook are installed pointing
+	// at the operator's webhook server on loopback, with envtest's CA.
+	webhooks := envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}}
+	if c.Env, err = testenv.Start(testenv.Options{WebhookInstallOptions: webhooks}); err != nil {
+		return nil, err
+	}
+	if c.Runner, err = NewPodRunner(c.Env.Client, c.Env.Config, Image, c.binary, filepath.Join(c.Dir, "pods")); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.runnerDone = make(chan struct{})
+	go func() {
+		defer close(c.runnerDone)
+		c.Runner.Run(ctx)
+	}()
+	if err = c.StartOperator(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// KubeconfigPath is an administrator kubeconfig for kubectl.
+func (c *Cluster) KubeconfigPath() string { return c.Env.KubeconfigPath }
+
+// OperatorLog is the operator's log file.
+func (c *Cluster) OperatorLog() string { return filepath.Join(c.Dir, "operator.log") }
+
+// StartOperator runs `certbound manager` against the cluster.
+func (c *Cluster) StartOperator() error {
+	if c.operator != nil {
+		return errors.New("the operator is already running")
+	}
+	probePort, err := freePort()
+	if err != nil {
+		return err
+	}
+	log, err := os.OpenFile(c.OperatorLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(c.binary, "manager",
+		"--kubeconfig="+c.Env.KubeconfigPath,
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probePort),
+		"--authorization-server-image="+Image,
+		"--webhook-host="+c.Env.Webhook.LocalServingHost,
+		"--webhook-port="+strconv.Itoa(c.Env.Webhook.LocalServingPort),
+		"--webhook-cert-dir="+c.Env.Webhook.LocalServingCertDir,
+	)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("start the operator: %w", err)
+	}
+	end := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		log.Close()
+		close(end)
+	}()
+	c.operator, c.operatorEnd = cmd, end
+	return nil
+}
+
+// StopOperator stops the operator process; kill skips the graceful
+// shutdown, as a crash or an OOM kill would.
+func (c *Cluster) StopOperator(kill bool) {
+	if c.operator == nil {
+		return
+	}
+	sig := syscall.SIGTERM
+	if kill {
+		sig = syscall.SIGKILL
+	}
+	_ = syscall.Kill(-c.operator.Process.Pid, sig)
+	select {
+	case <-c.operatorEnd:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-c.operator.Process.Pid, syscall.SIGKILL)
+		<-c.operatorEnd
+	}
+	c.operator = nil
+}
+
+// Dialer connects to Service names the way a pod would, through the local
+// pods behind them: <svc>.<ns>.svc[.cluster.local]:<port>. Other addresses
+// are dialled as they are.
+func (c *Cluster) Dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, portText, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		parts := strings.Split(strings.TrimSuffix(host, ".cluster.local"), ".")
+		if len(parts) == 3 && parts[2] == "svc" {
+			port, err := strconv.Atoi(portText)
+			if err != nil {
+				return nil, err
+			}
+			local, err := c.Runner.ServiceAddress(ctx, parts[1], parts[0], int32(port))
+			if err != nil {
+				return nil, err
+			}
+			addr = local
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+}
+
+// Stop stops the operator, the local pods and the control plane.
+func (c *Cluster) Stop() {
+	c.StopOperator(false)
+	if c.cancel != nil {
+		c.cancel()
+		<-c.runnerDone
+	}
+	if c.Env != nil {
+		_ = c.Env.Stop()
+	}
+	if c.removeDir {
+		_ = os.RemoveAll(c.Dir)
+	}
+}

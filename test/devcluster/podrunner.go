@@ -1,0 +1,536 @@
+package devcluster
+
+// The pod runner stands in for the kubelet and the Deployment controller,
+// for the certbound image only: each Deployment whose pod template runs
+// that image becomes one local process of bin/certbound, with the pod's
+// Secret and ConfigMap volumes written to a directory, mount paths and
+// listen ports in the arguments rewritten to that directory and to free
+// loopback ports, and a kubeconfig carrying a token of the pod's own
+// ServiceAccount (so the process meets the RBAC the operator granted it).
+// Readiness is probed as the kubelet would, and the Deployment's status is
+// written so the operator sees its servers become available.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// PodRunner runs the certbound pods of Deployments as local processes.
+type PodRunner struct {
+	client client.Client
+	kube   kubernetes.Interface
+	config *rest.Config
+	image  string
+	binary string
+	dir    string
+
+	mu   sync.Mutex
+	pods map[types.NamespacedName]*localPod
+}
+
+// localPod is one running process standing for a Deployment's pod.
+type localPod struct {
+	deployment types.NamespacedName
+	hash       string
+	dir        string
+	labels     map[string]string
+	ports      map[string]int // container port name and number → local port
+	readyPath  string
+	readyPort  int
+	cmd        *exec.Cmd
+	exited     chan struct{}
+	logPath    string
+	ready      bool
+	restarts   int
+}
+
+// NewPodRunner prepares a runner for pods of image, run with binary, with
+// their files under dir.
+func NewPodRunner(c client.Client, cfg *rest.Config, image, binary, dir string) (*PodRunner, error) {
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &PodRunner{client: c, kube: kube, config: cfg, image: image, binary: binary, dir: dir, pods: map[types.NamespacedName]*localPod{}}, nil
+}
+
+// Run reconciles processes with Deployments every half second until ctx is
+// done, then stops every process.
+func (r *PodRunner) Run(ctx context.Context) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	defer r.stopAll()
+	for {
+		r.sync(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (r *PodRunner) sync(ctx context.Context) {
+	var deployments appsv1.DeploymentList
+	if err := r.client.List(ctx, &deployments); err != nil {
+		return // the API server may be away; processes keep running
+	}
+	seen := map[types.NamespacedName]bool{}
+	for i := range deployments.Items {
+		d := &deployments.Items[i]
+		container := r.certboundContainer(d)
+		if container == nil || ptr.Deref(d.Spec.Replicas, 1) == 0 || d.DeletionTimestamp != nil {
+			continue
+		}
+		key := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}
+		seen[key] = true
+		r.syncDeployment(ctx, d, container)
+	}
+	r.mu.Lock()
+	for key, p := range r.pods {
+		if !seen[key] {
+			p.stop()
+			delete(r.pods, key)
+		}
+	}
+	r.mu.Unlock()
+}
+
+func (r *PodRunner) certboundContainer(d *appsv1.Deployment) *corev1.Container {
+	for i := range d.Spec.Template.Spec.Containers {
+		if d.Spec.Template.Spec.Containers[i].Image == r.image {
+			return &d.Spec.Template.Spec.Containers[i]
+		}
+	}
+	return nil
+}
+
+func templateHash(d *appsv1.Deployment) string {
+	data, _ := json.Marshal(d.Spec.Template)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}
+
+func (r *PodRunner) syncDeployment(ctx context.Context, d *appsv1.Deployment, container *corev1.Container) {
+	key := types.NamespacedName{Namespace: d.Namespace, Name: d.Name}
+	hash := templateHash(d)
+	r.mu.Lock()
+	p := r.pods[key]
+	r.mu.Unlock()
+	if p != nil && p.hash != hash {
+		// A new pod template is a rollout: replace the process.
+		p.stop()
+		p = nil
+	}
+	if p == nil {
+		var err error
+		if p, err = r.newPod(d, container, hash); err != nil {
+			return
+		}
+		r.mu.Lock()
+		r.pods[key] = p
+		r.mu.Unlock()
+	}
+	// Volumes follow their Secrets as kubelet's do, so rotated certificates
+	// reach the running process.
+	if err := r.writeVolumes(ctx, d, p.dir); err != nil {
+		r.writeStatus(ctx, d, false)
+		return
+	}
+	if p.cmd == nil || p.hasExited() {
+		if p.cmd != nil {
+			p.restarts++
+		}
+		if err := r.start(ctx, d, container, p); err != nil {
+			appendLog(p.logPath, fmt.Sprintf("devcluster: cannot start: %v\n", err))
+		}
+	}
+	p.ready = p.probe()
+	r.writeStatus(ctx, d, p.ready)
+}
+
+func (r *PodRunner) newPod(d *appsv1.Deployment, container *corev1.Container, hash string) (*localPod, error) {
+	dir := filepath.Join(r.dir, d.Namespace+"_"+d.Name+"_"+hash)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	p := &localPod{deployment: types.NamespacedName{Namespace: d.Namespace, Name: d.Name}, hash: hash, dir: dir,
+		labels: d.Spec.Template.Labels, ports: map[string]int{}, logPath: filepath.Join(dir, "container.log")}
+	for _, cp := range container.Ports {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		p.ports[strconv.Itoa(int(cp.ContainerPort))] = port
+		if cp.Name != "" {
+			p.ports[cp.Name] = port
+		}
+	}
+	if probe := container.ReadinessProbe; probe != nil && probe.HTTPGet != nil {
+		p.readyPath = probe.HTTPGet.Path
+		p.readyPort = p.ports[probe.HTTPGet.Port.String()]
+	}
+	return p, nil
+}
+
+// writeVolumes materialises the pod's Secret, ConfigMap and emptyDir
+// volumes under dir/volumes/<name>. A missing Secret keeps the pod from
+// starting, as it would keep a real pod in ContainerCreating.
+func (r *PodRunner) writeVolumes(ctx context.Context, d *appsv1.Deployment, dir string) error {
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		target := filepath.Join(dir, "volumes", v.Name)
+		if err := os.MkdirAll(target, 0o700); err != nil {
+			return err
+		}
+		var files map[string][]byte
+		var items []corev1.KeyToPath
+		switch {
+		case v.Secret != nil:
+			var s corev1.Secret
+			if err := r.client.Get(ctx, client.ObjectKey{Namespace: d.Namespace, Name: v.Secret.SecretName}, &s); err != nil {
+				return err
+			}
+			files, items = s.Data, v.Secret.Items
+		case v.ConfigMap != nil:
+			var cm corev1.ConfigMap
+			if err := r.client.Get(ctx, client.ObjectKey{Namespace: d.Namespace, Name: v.ConfigMap.Name}, &cm); err != nil {
+				return err
+			}
+			files = map[string][]byte{}
+			for k, val := range cm.Data {
+				files[k] = []byte(val)
+			}
+			items = v.ConfigMap.Items
+		case v.EmptyDir != nil:
+			continue
+		default:
+			return fmt.Errorf("volume %s: only Secret, ConfigMap and emptyDir volumes run locally", v.Name)
+		}
+		for key, data := range files {
+			path := key
+			if len(items) > 0 {
+				i := slices.IndexFunc(items, func(it corev1.KeyToPath) bool { return it.Key == key })
+				if i < 0 {
+					continue
+				}
+				path = items[i].Path
+			}
+			if err := writeIfChanged(filepath.Join(target, path), data); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeIfChanged replaces a file atomically when its content differs, the
+// way kubelet swaps a volume's files.
+func writeIfChanged(path string, data []byte) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+var listenArg = regexp.MustCompile(`^(0\.0\.0\.0|\[::\])?:(\d+)$`)
+
+// localArgs rewrites mount paths to the volume directories and listen
+// addresses on container ports to the pod's loopback ports.
+func localArgs(args []string, mounts []corev1.VolumeMount, dir string, ports map[string]int) []string {
+	mounts = slices.Clone(mounts)
+	slices.SortFunc(mounts, func(a, b corev1.VolumeMount) int { return len(b.MountPath) - len(a.MountPath) })
+	out := make([]string, len(args))
+	for i, arg := range args {
+		prefix, value := "", arg
+		if strings.HasPrefix(arg, "-") {
+			if eq := strings.IndexByte(arg, '='); eq >= 0 {
+				prefix, value = arg[:eq+1], arg[eq+1:]
+			}
+		}
+		for _, m := range mounts {
+			if value == m.MountPath || strings.HasPrefix(value, strings.TrimSuffix(m.MountPath, "/")+"/") {
+				value = filepath.Join(dir, "volumes", m.Name, m.SubPath, strings.TrimPrefix(value, m.MountPath))
+				break
+			}
+		}
+		if match := listenArg.FindStringSubmatch(value); match != nil {
+			if local, ok := ports[match[2]]; ok {
+				value = "127.0.0.1:" + strconv.Itoa(local)
+			}
+		}
+		out[i] = prefix + value
+	}
+	return out
+}
+
+func (r *PodRunner) start(ctx context.Context, d *appsv1.Deployment, container *corev1.Container, p *localPod) error {
+	kubeconfig, err := r.podKubeconfig(ctx, d, p.dir)
+	if err != nil {
+		return err
+	}
+	args := localArgs(container.Args, container.VolumeMounts, p.dir, p.ports)
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + p.dir, "KUBECONFIG=" + kubeconfig, "TMPDIR=" + p.dir}
+	for _, e := range container.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env = append(env, e.Name+"="+e.Value)
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			env = append(env, e.Name+"="+d.Namespace)
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
+			env = append(env, e.Name+"="+d.Name+"-local")
+		}
+	}
+	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(r.binary, args...)
+	cmd.Env = env
+	cmd.Dir = p.dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return err
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(exited)
+	}()
+	p.cmd, p.exited = cmd, exited
+	return nil
+}
+
+// podKubeconfig gives the process the identity of its pod's
+// ServiceAccount through a TokenRequest, like a projected token volume.
+func (r *PodRunner) podKubeconfig(ctx context.Context, d *appsv1.Deployment, dir string) (string, error) {
+	sa := d.Spec.Template.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	tr, err := r.kube.CoreV1().ServiceAccounts(d.Namespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(24 * 3600))},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("token for service account %s/%s: %w", d.Namespace, sa, err)
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["devcluster"] = &clientcmdapi.Cluster{Server: r.config.Host, CertificateAuthorityData: r.config.CAData}
+	cfg.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	cfg.Contexts["pod"] = &clientcmdapi.Context{Cluster: "devcluster", AuthInfo: sa, Namespace: d.Namespace}
+	cfg.CurrentContext = "pod"
+	path := filepath.Join(dir, "kubeconfig")
+	return path, clientcmd.WriteToFile(*cfg, path)
+}
+
+func (p *localPod) hasExited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *localPod) probe() bool {
+	if p.cmd == nil || p.hasExited() {
+		return false
+	}
+	if p.readyPort == 0 {
+		return true
+	}
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d%s", p.readyPort, p.readyPath))
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode >= 200 && resp.StatusCode < 400
+}
+
+// stop ends the process (SIGTERM, then SIGKILL after 5 s).
+func (p *localPod) stop() {
+	if p.cmd == nil || p.hasExited() {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
+	}
+}
+
+func (r *PodRunner) stopAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key, p := range r.pods {
+		p.stop()
+		delete(r.pods, key)
+	}
+}
+
+// writeStatus reports the local pod the way the Deployment controller
+// would, writing only when something changed.
+func (r *PodRunner) writeStatus(ctx context.Context, d *appsv1.Deployment, ready bool) {
+	var available int32
+	condition := appsv1.DeploymentCondition{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionFalse,
+		Reason: "MinimumReplicasUnavailable", Message: "the local process is not ready"}
+	if ready {
+		available = 1
+		condition.Status, condition.Reason, condition.Message = corev1.ConditionTrue, "MinimumReplicasAvailable", "the local process is ready"
+	}
+	if d.Status.ObservedGeneration == d.Generation && d.Status.AvailableReplicas == available && d.Status.Replicas == 1 {
+		for _, c := range d.Status.Conditions {
+			if c.Type == appsv1.DeploymentAvailable && c.Status == condition.Status {
+				return
+			}
+		}
+	}
+	now := metav1.Now()
+	condition.LastUpdateTime, condition.LastTransitionTime = now, now
+	d.Status = appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation, Replicas: 1, UpdatedReplicas: 1,
+		ReadyReplicas: available, AvailableReplicas: available, UnavailableReplicas: 1 - available,
+		Conditions: []appsv1.DeploymentCondition{condition},
+	}
+	if err := r.client.Status().Update(ctx, d); err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+		return
+	}
+}
+
+// ServiceAddress is the loopback address behind a Service port, found by
+// matching the Service's selector with the local pods' labels.
+func (r *PodRunner) ServiceAddress(ctx context.Context, namespace, name string, port int32) (string, error) {
+	var svc corev1.Service
+	if err := r.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &svc); err != nil {
+		return "", err
+	}
+	for _, sp := range svc.Spec.Ports {
+		if sp.Port != port {
+			continue
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for key, p := range r.pods {
+			if key.Namespace != namespace || len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(p.labels)) {
+				continue
+			}
+			target := sp.TargetPort.String()
+			if sp.TargetPort.IntValue() == 0 && sp.TargetPort.StrVal == "" {
+				target = strconv.Itoa(int(sp.Port))
+			}
+			if local, ok := p.ports[target]; ok {
+				return "127.0.0.1:" + strconv.Itoa(local), nil
+			}
+		}
+		return "", fmt.Errorf("service %s/%s port %d has no local pod", namespace, name, port)
+	}
+	return "", fmt.Errorf("service %s/%s has no port %d", namespace, name, port)
+}
+
+// Pods describes the local pods, for the demo's printout.
+func (r *PodRunner) Pods() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for key, p := range r.pods {
+		state := "starting"
+		if p.ready {
+			state = "ready"
+		}
+		out = append(out, fmt.Sprintf("%s (%s, restarts %d, log %s)", key, state, p.restarts, p.logPath))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// LastLogLines returns the end of the local pod log of a Deployment, for
+// failure reports.
+func (r *PodRunner) LastLogLines(namespace, name string, n int) string {
+	r.mu.Lock()
+	p := r.pods[types.NamespacedName{Namespace: namespace, Name: name}]
+	r.mu.Unlock()
+	if p == nil {
+		return "(no local pod)"
+	}
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+func appendLog(path, line string) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = io.WriteString(f, line)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// KillPod kills the process of a Deployment's local pod without warning,
+// as a node failure or an OOM kill would; the runner starts it again.
+func (r *PodRunner) KillPod(namespace, name string) bool {
+	r.mu.Lock()
+	p := r.pods[types.NamespacedName{Namespace: namespace, Name: name}]
+	r.mu.Unlock()
+	if p == nil || p.cmd == nil || p.hasExited() {
+		return false
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.exited
+	return true
+}

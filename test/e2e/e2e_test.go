@@ -1,0 +1,290 @@
+// Package e2e runs the whole system — control plane, cert-manager, the
+// operator binary, the authorization-server pods as local processes — and
+// checks the promises a user relies on: the demo story, revocation by
+// deletion, restarts that lose nothing, and renewal.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
+	"github.com/certbound/certbound/asruntime/certbinding"
+	"github.com/certbound/certbound/controllers"
+	"github.com/certbound/certbound/test/devcluster"
+)
+
+var cluster *devcluster.Cluster
+
+func TestMain(m *testing.M) {
+	var err error
+	cluster, err = devcluster.Start(devcluster.Options{})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if code != 0 {
+		if data, err := os.ReadFile(cluster.OperatorLog()); err == nil {
+			lines := strings.Split(string(data), "\n")
+			fmt.Fprintf(os.Stderr, "--- last operator log lines:\n%s\n", strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
+		fmt.Fprintf(os.Stderr, "--- last authorization-server log lines:\n%s\n", cluster.Runner.LastLogLines("auth", "payments", 40))
+	}
+	cluster.Stop()
+	os.Exit(code)
+}
+
+func transcript(t *testing.T) *devcluster.Transcript {
+	return &devcluster.Transcript{W: testWriter{t}}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func workload(ctx context.Context, t *testing.T, name string) *devcluster.Workload {
+	t.Helper()
+	oc := &oauthv1alpha1.OAuthClient{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: name}}
+	if err := devcluster.WaitReady(ctx, cluster.Env.Client, oc, func() []metav1.Condition { return oc.Status.Conditions }, transcript(t)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := devcluster.LoadWorkload(ctx, cluster.Env.Client, oc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(ctx context.Context, t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	last := ""
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting until %s (last: %s)", what, last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// TestDemoStory is `make demo --once`: the samples become Ready, every
+// workload gets a bound token and calls the protected API, a replayed token
+// is refused.
+func TestDemoStory(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if err := devcluster.RunStory(ctx, cluster, transcript(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAuthorizationServerRestartKeepsServing kills the authorization
+// server's process; the runner restarts it (as a kubelet would) and the
+// same client gets tokens again, verifiable with the persisted signing key.
+func TestAuthorizationServerRestartKeepsServing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	w := workload(ctx, t, "billing-worker")
+	_, before, err := w.Token(ctx, cluster.Dialer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cluster.Runner.KillPod("auth", "payments") {
+		t.Fatal("no local authorization-server process to kill")
+	}
+	eventually(ctx, t, "the restarted server issues tokens", func() (bool, string) {
+		_, claims, err := w.Token(ctx, cluster.Dialer())
+		if err != nil {
+			return false, err.Error()
+		}
+		return claims["iss"] == before["iss"], fmt.Sprintf("iss %v", claims["iss"])
+	})
+}
+
+// TestDeletingAClientRevokesItsAccess: once its OAuthClient is deleted, a
+// workload can no longer get tokens, within the registry's propagation
+// bound (an informer event plus a 100 ms debounce; 30 s allowed here).
+func TestDeletingAClientRevokesItsAccess(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := cluster.Env.Client
+	oc := &oauthv1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "short-lived"},
+		Spec: oauthv1alpha1.OAuthClientSpec{
+			AuthorizationServerRef: oauthv1alpha1.AuthorizationServerReference{Name: "payments"},
+			AuthenticationMethod:   oauthv1alpha1.TLSClientAuth,
+			Subject:                &oauthv1alpha1.ClientSubject{DNSName: "short-lived.auth.svc"},
+			Scopes:                 []string{"payments.read"},
+		},
+	}
+	if err := c.Create(ctx, oc); err != nil {
+		t.Fatal(err)
+	}
+	w := workload(ctx, t, "short-lived")
+	eventually(ctx, t, "the new client gets a token", func() (bool, string) {
+		_, _, err := w.Token(ctx, cluster.Dialer())
+		return err == nil, fmt.Sprint(err)
+	})
+	deleted := time.Now()
+	if err := c.Delete(ctx, oc); err != nil {
+		t.Fatal(err)
+	}
+	revokeCtx, cancelRevoke := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelRevoke()
+	eventually(revokeCtx, t, "the deleted client is refused", func() (bool, string) {
+		_, _, err := w.Token(ctx, cluster.Dialer())
+		return err != nil && strings.Contains(err.Error(), "invalid_client"), fmt.Sprint(err)
+	})
+	t.Logf("access revoked %s after deletion", time.Since(deleted).Round(time.Millisecond))
+	eventually(ctx, t, "no registration Secret is left", func() (bool, string) {
+		var s corev1.Secret
+		err := c.Get(ctx, client.ObjectKey{Namespace: "auth", Name: controllers.RegistrationSecretName("auth", "short-lived")}, &s)
+		return err != nil, "the registration Secret still exists"
+	})
+}
+
+// TestOperatorRestartMidReconcileLosesNothing kills the operator right after
+// a client is created; after a restart the client becomes Ready with
+// exactly one Certificate and one registration.
+func TestOperatorRestartMidReconcileLosesNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := cluster.Env.Client
+	oc := &oauthv1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "restart-proof"},
+		Spec: oauthv1alpha1.OAuthClientSpec{
+			AuthorizationServerRef: oauthv1alpha1.AuthorizationServerReference{Name: "payments"},
+			AuthenticationMethod:   oauthv1alpha1.TLSClientAuth,
+			Subject:                &oauthv1alpha1.ClientSubject{URI: "spiffe://cluster.local/ns/auth/sa/restart-proof"},
+		},
+	}
+	if err := c.Create(ctx, oc); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // let the operator start on it, then cut it off
+	cluster.StopOperator(true)
+	if err := cluster.StartOperator(); err != nil {
+		t.Fatal(err)
+	}
+	w := workload(ctx, t, "restart-proof")
+	if _, _, err := w.Token(ctx, cluster.Dialer()); err != nil {
+		t.Fatalf("the client cannot get a token after the operator restart: %v", err)
+	}
+	var certs cmapi.CertificateList
+	if err := c.List(ctx, &certs, client.InNamespace("auth")); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, cert := range certs.Items {
+		for _, ref := range cert.OwnerReferences {
+			if ref.UID == oc.UID {
+				n++
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d Certificates belong to the client, want 1", n)
+	}
+	var regs corev1.SecretList
+	if err := c.List(ctx, &regs, client.InNamespace("auth"), client.MatchingLabels{controllers.LabelClientName: "restart-proof"}); err != nil {
+		t.Fatal(err)
+	}
+	registrations := 0
+	for _, s := range regs.Items {
+		if _, ok := s.Data[controllers.RegistrationKey]; ok {
+			registrations++
+		}
+	}
+	if registrations != 1 {
+		t.Fatalf("%d registration Secrets for the client, want 1", registrations)
+	}
+}
+
+// renew asks cert-manager to reissue a Certificate, the way `cmctl renew`
+// does, and waits for a certificate with a new thumbprint in the
+// OAuthClient's status.
+func renew(ctx context.Context, t *testing.T, name string) (old, renewed *devcluster.Workload) {
+	t.Helper()
+	c := cluster.Env.Client
+	old = workload(ctx, t, name)
+	var cert cmapi.Certificate
+	var certs cmapi.CertificateList
+	if err := c.List(ctx, &certs, client.InNamespace("auth")); err != nil {
+		t.Fatal(err)
+	}
+	for _, item := range certs.Items {
+		if item.Spec.SecretName == controllers.CertificateSecretName(name, "") || strings.HasPrefix(item.Spec.SecretName, name) {
+			cert = item
+		}
+	}
+	if cert.Name == "" {
+		t.Fatalf("no Certificate for %s", name)
+	}
+	cert.Status.Conditions = append(cert.Status.Conditions, cmapi.CertificateCondition{
+		Type: cmapi.CertificateConditionIssuing, Status: cmmeta.ConditionTrue, Reason: "ManuallyTriggered", Message: "renewal forced by the e2e test",
+	})
+	if err := c.Status().Update(ctx, &cert); err != nil {
+		t.Fatal(err)
+	}
+	oldThumbprint := certbinding.Thumbprint(old.Certificate.Certificate[0])
+	eventually(ctx, t, name+" has a renewed certificate", func() (bool, string) {
+		w := workload(ctx, t, name)
+		renewed = w
+		return certbinding.Thumbprint(w.Certificate.Certificate[0]) != oldThumbprint, "same certificate"
+	})
+	return old, renewed
+}
+
+// TestRenewalKeepsPKIClientsWorking: after cert-manager renews a
+// tls_client_auth client's certificate, the new certificate authenticates
+// and its tokens are bound to it.
+func TestRenewalKeepsPKIClientsWorking(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, renewed := renew(ctx, t, "ledger-sync")
+	eventually(ctx, t, "the renewed certificate gets a token bound to it", func() (bool, string) {
+		_, claims, err := renewed.Token(ctx, cluster.Dialer())
+		if err != nil {
+			return false, err.Error()
+		}
+		cnf, _ := claims["cnf"].(map[string]any)
+		return cnf[certbinding.ConfirmationKey] == certbinding.Thumbprint(renewed.Certificate.Certificate[0]), fmt.Sprint(cnf)
+	})
+}
+
+// TestRenewalKeepsSelfSignedClientsWorking: a self-signed client's old and
+// new certificates both authenticate after a renewal (the registration
+// keeps every unexpired certificate), so a workload that has not yet
+// reloaded its files is not locked out.
+func TestRenewalKeepsSelfSignedClientsWorking(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	old, renewed := renew(ctx, t, "reporting")
+	eventually(ctx, t, "the renewed self-signed certificate authenticates", func() (bool, string) {
+		_, _, err := renewed.Token(ctx, cluster.Dialer())
+		return err == nil, fmt.Sprint(err)
+	})
+	if _, _, err := old.Token(ctx, cluster.Dialer()); err != nil {
+		t.Fatalf("the previous self-signed certificate was locked out right after renewal: %v", err)
+	}
+}
