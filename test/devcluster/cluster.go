@@ -12,9 +12,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -191,7 +193,7 @@ func (c *Cluster) Dialer() func(ctx context.Context, network, addr string) (net.
 			if err != nil {
 				return nil, err
 			}
-			local, err := c.Runner.ServiceAddress(ctx, parts[1], parts[0], int32(port))
+			local, err := c.Runner.ServiceAddress(parts[1], parts[0], int32(port))
 			if err != nil {
 				return nil, err
 			}
@@ -214,4 +216,44 @@ func (c *Cluster) Stop() {
 	if c.removeDir {
 		_ = os.RemoveAll(c.Dir)
 	}
+}
+
+// FreezeAPIServer stops the kube-apiserver process (SIGSTOP) so that every
+// request to it hangs, as in a network partition; resume continues it.
+func (c *Cluster) FreezeAPIServer() (resume func(), err error) {
+	u, err := url.Parse(c.Env.Config.Host)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := findProcess("kube-apiserver", "--secure-port="+u.Port())
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return nil, err
+	}
+	return func() { _ = syscall.Kill(pid, syscall.SIGCONT) }, nil
+}
+
+// findProcess finds the process whose command line has name and arg.
+func findProcess(name, arg string) (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) > 0 && filepath.Base(args[0]) == name && slices.Contains(args, arg) {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no %s process with %s", name, arg)
 }

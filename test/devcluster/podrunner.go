@@ -57,6 +57,9 @@ type PodRunner struct {
 
 	mu   sync.Mutex
 	pods map[types.NamespacedName]*localPod
+	// services is the last Service list seen, so Service names still
+	// resolve while the API server is away.
+	services []corev1.Service
 }
 
 // localPod is one running process standing for a Deployment's pod.
@@ -102,9 +105,18 @@ func (r *PodRunner) Run(ctx context.Context) {
 }
 
 func (r *PodRunner) sync(ctx context.Context) {
+	// Bounded, so that a frozen API server cannot stall the runner.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	var deployments appsv1.DeploymentList
 	if err := r.client.List(ctx, &deployments); err != nil {
 		return // the API server may be away; processes keep running
+	}
+	var services corev1.ServiceList
+	if err := r.client.List(ctx, &services); err == nil {
+		r.mu.Lock()
+		r.services = services.Items
+		r.mu.Unlock()
 	}
 	seen := map[types.NamespacedName]bool{}
 	for i := range deployments.Items {
@@ -442,17 +454,18 @@ func (r *PodRunner) writeStatus(ctx context.Context, d *appsv1.Deployment, ready
 
 // ServiceAddress is the loopback address behind a Service port, found by
 // matching the Service's selector with the local pods' labels.
-func (r *PodRunner) ServiceAddress(ctx context.Context, namespace, name string, port int32) (string, error) {
-	var svc corev1.Service
-	if err := r.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &svc); err != nil {
-		return "", err
+func (r *PodRunner) ServiceAddress(namespace, name string, port int32) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := slices.IndexFunc(r.services, func(s corev1.Service) bool { return s.Namespace == namespace && s.Name == name })
+	if i < 0 {
+		return "", fmt.Errorf("service %s/%s not found", namespace, name)
 	}
+	svc := r.services[i]
 	for _, sp := range svc.Spec.Ports {
 		if sp.Port != port {
 			continue
 		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
 		for key, p := range r.pods {
 			if key.Namespace != namespace || len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(p.labels)) {
 				continue

@@ -181,7 +181,12 @@ func TestOperatorRestartMidReconcileLosesNothing(t *testing.T) {
 	if err := c.Create(ctx, oc); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // let the operator start on it, then cut it off
+	// Cut the operator off as soon as it has started on the client (its
+	// finalizer is the first thing it writes).
+	eventually(ctx, t, "the operator starts on the client", func() (bool, string) {
+		err := c.Get(ctx, client.ObjectKeyFromObject(oc), oc)
+		return err == nil && len(oc.Finalizers) > 0, fmt.Sprint(err)
+	})
 	cluster.StopOperator(true)
 	if err := cluster.StartOperator(); err != nil {
 		t.Fatal(err)
@@ -287,4 +292,48 @@ func TestRenewalKeepsSelfSignedClientsWorking(t *testing.T) {
 	if _, _, err := old.Token(ctx, cluster.Dialer()); err != nil {
 		t.Fatalf("the previous self-signed certificate was locked out right after renewal: %v", err)
 	}
+}
+
+// TestAPIServerAwayForThirtySeconds freezes the API server: the running
+// authorization server keeps issuing tokens to registered clients from its
+// local copy of the registry, and once the API server is back the operator
+// reconciles new work again.
+func TestAPIServerAwayForThirtySeconds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	w := workload(ctx, t, "billing-worker")
+	resume, err := cluster.FreezeAPIServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resume()
+	outage := time.Now()
+	tokens := 0
+	for time.Since(outage) < 30*time.Second {
+		if _, _, err := w.Token(ctx, cluster.Dialer()); err != nil {
+			t.Fatalf("token %d after %s without an API server: %v", tokens+1, time.Since(outage).Round(time.Second), err)
+		}
+		tokens++
+		time.Sleep(2 * time.Second)
+	}
+	resume()
+	t.Logf("%d tokens issued during a 30 s API server outage", tokens)
+
+	oc := &oauthv1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "after-outage"},
+		Spec: oauthv1alpha1.OAuthClientSpec{
+			AuthorizationServerRef: oauthv1alpha1.AuthorizationServerReference{Name: "payments"},
+			AuthenticationMethod:   oauthv1alpha1.TLSClientAuth,
+			Subject:                &oauthv1alpha1.ClientSubject{Email: "after-outage@acme.example"},
+		},
+	}
+	eventually(ctx, t, "the API server answers again", func() (bool, string) {
+		err := cluster.Env.Client.Create(ctx, oc)
+		return err == nil, fmt.Sprint(err)
+	})
+	after := workload(ctx, t, "after-outage")
+	eventually(ctx, t, "a client created after the outage gets a token", func() (bool, string) {
+		_, _, err := after.Token(ctx, cluster.Dialer())
+		return err == nil, fmt.Sprint(err)
+	})
 }
