@@ -39,6 +39,9 @@ type Options struct {
 	// Dir holds logs, volumes and the kubeconfig (default: a new temp dir,
 	// removed by Stop).
 	Dir string
+	// OperatorArgs are appended to the operator's arguments (later flags
+	// win), e.g. to expose its metrics.
+	OperatorArgs []string
 }
 
 // Cluster is a running local system.
@@ -48,12 +51,13 @@ type Cluster struct {
 	// Dir holds the logs and the kubeconfig.
 	Dir string
 
-	binary      string
-	removeDir   bool
-	operator    *exec.Cmd
-	operatorEnd chan struct{}
-	cancel      context.CancelFunc
-	runnerDone  chan struct{}
+	binary       string
+	operatorArgs []string
+	removeDir    bool
+	operator     *exec.Cmd
+	operatorEnd  chan struct{}
+	cancel       context.CancelFunc
+	runnerDone   chan struct{}
 }
 
 // Start brings the system up. Call Stop to tear it down.
@@ -62,7 +66,7 @@ func Start(opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{binary: opts.Binary, Dir: opts.Dir}
+	c := &Cluster{binary: opts.Binary, Dir: opts.Dir, operatorArgs: opts.OperatorArgs}
 	if c.binary == "" {
 		c.binary = filepath.Join(root, "bin", "certbound")
 	}
@@ -141,6 +145,7 @@ func (c *Cluster) StartOperator() error {
 		"--webhook-port="+strconv.Itoa(c.Env.Webhook.LocalServingPort),
 		"--webhook-cert-dir="+c.Env.Webhook.LocalServingCertDir,
 	)
+	cmd.Args = append(cmd.Args, c.operatorArgs...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -155,6 +160,14 @@ func (c *Cluster) StartOperator() error {
 	}()
 	c.operator, c.operatorEnd = cmd, end
 	return nil
+}
+
+// OperatorPID is the operator's process id (0 when it is not running).
+func (c *Cluster) OperatorPID() int {
+	if c.operator == nil {
+		return 0
+	}
+	return c.operator.Process.Pid
 }
 
 // StopOperator stops the operator process; kill skips the graceful
