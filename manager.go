@@ -14,6 +14,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/certbound/certbound/controllers"
+	"github.com/certbound/certbound/internal/kubescheme"
 	"github.com/certbound/certbound/webhook"
 )
 
@@ -75,7 +76,7 @@ func runManager(ctx context.Context, args []string) error {
 		return fmt.Errorf("load Kubernetes client configuration: %w", err)
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  controllers.NewScheme(),
+		Scheme:                  kubescheme.New(),
 		Metrics:                 metricsserver.Options{BindAddress: f.metricsAddress},
 		HealthProbeBindAddress:  f.healthProbeAddress,
 		LeaderElection:          f.leaderElect,

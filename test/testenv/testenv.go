@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/certbound/certbound/controllers"
+	"github.com/certbound/certbound/internal/kubescheme"
 )
 
 // ClusterResourceNamespace is where cert-manager looks for the Secrets of
@@ -81,7 +81,7 @@ func Start(opts Options) (_ *Environment, err error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Environment{Scheme: controllers.NewScheme()}
+	e := &Environment{Scheme: kubescheme.New()}
 	e.env = &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases"), cmCRDs},

@@ -1,4 +1,6 @@
-package controllers
+// Package kubescheme builds the runtime.Scheme of everything certbound reads
+// and writes: the core types, certbound's and cert-manager's.
+package kubescheme
 
 import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -9,9 +11,9 @@ import (
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
 )
 
-// NewScheme returns a scheme with the core, certbound and cert-manager types,
+// New returns a scheme with the core, certbound and cert-manager types,
 // everything the manager reads and writes.
-func NewScheme() *runtime.Scheme {
+func New() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(oauthv1alpha1.AddToScheme(s))
