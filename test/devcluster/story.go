@@ -353,7 +353,7 @@ func RunStory(ctx context.Context, c *Cluster, t *Transcript) error {
 	if err != nil {
 		return err
 	}
-	t.Step("applied config/samples (%d objects: issuers, AuthorizationServer auth/payments, 3 OAuthClients)", len(objs))
+	t.Step("applied config/samples (%d objects: issuers, AuthorizationServer auth/payments, 3 OAuthClients, a workload Deployment)", len(objs))
 
 	as := &oauthv1alpha1.AuthorizationServer{ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "payments"}}
 	if err := WaitReady(ctx, c.Env.Client, as, func() []metav1.Condition { return as.Status.Conditions }, t); err != nil {
