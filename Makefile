@@ -84,3 +84,20 @@ docker-build: ## Build the image (needs a container engine; not run in CI here).
 .PHONY: demo
 demo: tools build ## Run the whole system locally and play the demo story; ARGS=--once exits after it.
 	go run ./hack/devcluster $(ARGS)
+
+##@ OLM bundle
+
+# make bundle IMG=<registry>/certbound:v<VERSION> VERSION=<semver> for a
+# release; without them the bundle deploys ghcr.io/certbound/certbound:v0.1.0.
+# Only values given on the command line are passed on, so an IMG or VERSION
+# in the environment cannot make the committed bundle look stale.
+BUNDLE_FLAGS = $(if $(filter command line,$(origin IMG)),--image=$(IMG)) $(if $(filter command line,$(origin VERSION)),--version=$(VERSION))
+BUNDLE_IMG ?= ghcr.io/certbound/certbound-bundle:v0.1.0
+
+.PHONY: bundle
+bundle: ## Generate the OLM bundle (bundle/) from config/ (go run ./hack/bundle).
+	go run ./hack/bundle $(BUNDLE_FLAGS)
+
+.PHONY: bundle-build
+bundle-build: ## Build the bundle image (needs a container engine; not run in CI here).
+	docker build -f bundle/bundle.Dockerfile -t $(BUNDLE_IMG) bundle
