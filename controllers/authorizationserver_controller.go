@@ -365,13 +365,7 @@ func (r *AuthorizationServerReconciler) servingCertificateReady(ctx context.Cont
 }
 
 func (r *AuthorizationServerReconciler) writeStatus(ctx context.Context, as *oauthv1alpha1.AuthorizationServer, status oauthv1alpha1.AuthorizationServerStatus) error {
-	for _, c := range transitions(as.Status.Conditions, status.Conditions) {
-		eventType := corev1.EventTypeNormal
-		if c.Status != metav1.ConditionTrue {
-			eventType = corev1.EventTypeWarning
-		}
-		r.Recorder.Eventf(as, nil, eventType, c.Reason, c.Type, "%s", c.Message)
-	}
+	recordTransitions(r.Recorder, as, as.Status.Conditions, status.Conditions)
 	if equality.Semantic.DeepEqual(as.Status, status) {
 		return nil
 	}

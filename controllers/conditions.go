@@ -3,8 +3,11 @@ package controllers
 import (
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
 )
@@ -73,6 +76,18 @@ func (s *conditionSet) summarize(readyReason, readyMessage string, order ...stri
 		}
 	}
 	s.set(oauthv1alpha1.ConditionReady, trueResult(readyReason, readyMessage))
+}
+
+// recordTransitions emits an event for every condition that changed: Normal
+// when it became True, Warning otherwise, with the condition's reason.
+func recordTransitions(recorder events.EventRecorder, obj runtime.Object, previous, current []metav1.Condition) {
+	for _, c := range transitions(previous, current) {
+		eventType := corev1.EventTypeNormal
+		if c.Status != metav1.ConditionTrue {
+			eventType = corev1.EventTypeWarning
+		}
+		recorder.Eventf(obj, nil, eventType, c.Reason, c.Type, "%s", c.Message)
+	}
 }
 
 // transitions lists the conditions whose status or reason changed from

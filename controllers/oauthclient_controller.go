@@ -572,13 +572,7 @@ func (r *OAuthClientReconciler) reconcileDelete(ctx context.Context, oc *oauthv1
 }
 
 func (r *OAuthClientReconciler) writeStatus(ctx context.Context, oc *oauthv1alpha1.OAuthClient, status oauthv1alpha1.OAuthClientStatus) error {
-	for _, c := range transitions(oc.Status.Conditions, status.Conditions) {
-		eventType := corev1.EventTypeNormal
-		if c.Status != metav1.ConditionTrue {
-			eventType = corev1.EventTypeWarning
-		}
-		r.Recorder.Eventf(oc, nil, eventType, c.Reason, c.Type, "%s", c.Message)
-	}
+	recordTransitions(r.Recorder, oc, oc.Status.Conditions, status.Conditions)
 	if equality.Semantic.DeepEqual(oc.Status, status) {
 		return nil
 	}
