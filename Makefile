@@ -51,6 +51,10 @@ test: tools verify-generated vet build ## Everything CI runs: generated files fr
 	go test ./... -count=1 -timeout 25m
 	$(MAKE) fuzz
 
+.PHONY: e2e
+e2e: tools build ## The end-to-end suite alone (also part of make test).
+	go test ./test/e2e/ -count=1 -v -timeout 15m
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME.
 	hack/fuzz.sh $(FUZZTIME)

@@ -33,13 +33,16 @@ const (
 	failJWKSUnavailable     authFailure = "jwks_uri_unavailable"
 	failSecretMismatch      authFailure = "secret_mismatch"
 	failConflictingClientID authFailure = "conflicting_client_id"
+	// failMalformedCertHeader: a trusted proxy forwarded a client
+	// certificate header that does not parse.
+	failMalformedCertHeader authFailure = "malformed_certificate_header"
 )
 
 var authFailures = []authFailure{
 	failMissingClientID, failUnknownClient, failMethodMismatch, failNoCertificate,
 	failUntrustedChain, failExpiredChain, failWrongKeyUsage, failInvalidChain,
 	failSubjectMismatch, failCertNotRegistered, failJWKSUnavailable,
-	failSecretMismatch, failConflictingClientID,
+	failSecretMismatch, failConflictingClientID, failMalformedCertHeader,
 }
 
 // authResult is an authenticated client and, for the mTLS methods, the
@@ -212,11 +215,44 @@ func connStateFrom(ctx context.Context) *connState {
 	return cs
 }
 
-// peerCertificates returns the client's certificates, if the request came
-// over TLS with any.
-func peerCertificates(r *http.Request) []*x509.Certificate {
-	if r.TLS == nil {
-		return nil
+// clientCertificates returns the client's certificates: those of the TLS
+// connection, or those a trusted proxy forwarded (RFC 8705 §6.5). For
+// forwarded certificates the returned context carries no per-connection
+// state, since one proxy connection carries many clients' requests.
+func (s *Server) clientCertificates(r *http.Request) ([]*x509.Certificate, context.Context, authFailure) {
+	certs, forwarded, err := s.certSource.Certificates(r)
+	if err != nil {
+		s.log.Info("malformed forwarded client certificate", "remote", r.RemoteAddr, "error", err)
+		return nil, r.Context(), failMalformedCertHeader
 	}
-	return r.TLS.PeerCertificates
+	if forwarded {
+		return certs, context.WithValue(r.Context(), connKey{}, (*connState)(nil)), ""
+	}
+	return certs, r.Context(), ""
+}
+
+// authenticateCaller authenticates the client of an introspection or
+// revocation request; on failure it has answered invalid_client.
+func (s *Server) authenticateCaller(w http.ResponseWriter, r *http.Request, req *tokenRequest) (*Client, bool) {
+	certs, ctx, failure := s.clientCertificates(r)
+	var auth authResult
+	if failure == "" {
+		auth, failure = s.authenticate(ctx, req, certs)
+	}
+	if failure == "" {
+		return auth.client, true
+	}
+	s.metrics.clientAuthFailed(failure)
+	clientID := req.clientID
+	if clientID == "" {
+		clientID = req.basicID
+	}
+	s.log.Info("client authentication failed", "client_id", clientID, "reason", string(failure),
+		"remote", r.RemoteAddr, "certificate", len(certs) > 0, "path", r.URL.Path)
+	e := errInvalidClient
+	if req.basicPresent {
+		e = errInvalidClientBasic
+	}
+	writeOAuthError(w, e)
+	return nil, false
 }

@@ -10,9 +10,12 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/certbound/certbound/asruntime/clientcert"
 )
 
 // RunAuthorizationServer runs `certbound authorization-server` with args
@@ -36,6 +39,10 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 	metricsAddr := fs.String("metrics-address", ":8080", "plain HTTP listener for /metrics, /healthz and /readyz (empty: none)")
 	jwksCAFile := fs.String("jwks-uri-ca-file", "", "PEM roots for fetching clients' jwks_uri (default: the system roots)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	stateDir := fs.String("state-dir", "", "directory of the durable revocation state, shareable by several authorization server processes (default: in memory, lost on restart, not shared)")
+	revocationMax := fs.Int("revocation-max-entries", DefaultRevocationMaxEntries, "most unexpired revoked tokens the revocation store holds; further revocations answer 503")
+	var certHeader clientcert.Flags
+	certHeader.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -67,6 +74,21 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 
 	metrics := NewMetrics()
 	cfg := Config{Issuer: *issuer, MTLSBaseURL: *mtlsBase, AccessTokenTTL: *ttl, Logger: log, Metrics: metrics}
+	var err error
+	if cfg.ClientCertificates, err = certHeader.Source(metrics.ClientCertHeaderIgnored); err != nil {
+		return err
+	}
+	if *revocationMax <= 0 {
+		return errors.New("--revocation-max-entries must be positive")
+	}
+	if *stateDir != "" {
+		if cfg.Revocations, err = OpenDirectoryRevocationStore(*stateDir, *revocationMax, time.Now()); err != nil {
+			return fmt.Errorf("--state-dir: %w", err)
+		}
+	} else {
+		cfg.Revocations = NewMemoryRevocationStore(*revocationMax)
+		log.Warn("no --state-dir: revocations are kept in memory, lost on restart and not shared with other replicas")
+	}
 	certs, err := NewCertificateReloader(*certFile, *keyFile, log)
 	if err != nil {
 		return err

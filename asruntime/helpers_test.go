@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -179,6 +180,8 @@ type testAS struct {
 	mtlsURL    string
 	metricsURL string
 	servingDir string
+	// stop shuts the server down and waits for it; it runs at cleanup too.
+	stop func()
 }
 
 type asOption func(*testAS, *Config)
@@ -255,13 +258,17 @@ func startAS(t testing.TB, docs map[string]map[string]any, opts ...asOption) *te
 	done := make(chan error, 1)
 	go func() { done <- as.srv.Serve(ctx, ls) }()
 	go as.registry.Watch(ctx)
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		ls.Close()
-	})
+	var once sync.Once
+	as.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+			ls.Close()
+		})
+	}
+	t.Cleanup(as.stop)
 	return as
 }
 

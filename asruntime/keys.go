@@ -26,6 +26,10 @@ type SigningKeys struct {
 	alg    jose.SignatureAlgorithm
 	kid    string
 	jwks   []byte
+	// public and algs verify this server's own tokens at introspection
+	// and revocation.
+	public []jose.JSONWebKey
+	algs   []jose.SignatureAlgorithm
 }
 
 // Algorithm is the JWS algorithm of the signing key.
@@ -111,7 +115,12 @@ func newSigningKeys(keys []jose.JSONWebKey) (*SigningKeys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode public JWK Set: %w", err)
 	}
-	return &SigningKeys{signer: signer, alg: jose.SignatureAlgorithm(signingKey.Algorithm), kid: signingKey.KeyID, jwks: jwks}, nil
+	algs := make([]jose.SignatureAlgorithm, 0, len(public.Keys))
+	for _, k := range public.Keys {
+		algs = append(algs, jose.SignatureAlgorithm(k.Algorithm))
+	}
+	return &SigningKeys{signer: signer, alg: jose.SignatureAlgorithm(signingKey.Algorithm), kid: signingKey.KeyID, jwks: jwks,
+		public: public.Keys, algs: algs}, nil
 }
 
 // signatureAlgorithm takes the key's alg if it fits the key type, or the
@@ -173,4 +182,27 @@ func (k *SigningKeys) sign(claims []byte) (string, error) {
 		return "", err
 	}
 	return jws.CompactSerialize()
+}
+
+// verify checks a compact JWS made by one of these keys — typ at+jwt, a
+// known kid, the key's own algorithm — and returns its payload.
+func (k *SigningKeys) verify(token string) ([]byte, bool) {
+	jws, err := jose.ParseSigned(token, k.algs)
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, false
+	}
+	h := jws.Signatures[0].Protected
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != "at+jwt" {
+		return nil, false
+	}
+	for i := range k.public {
+		key := &k.public[i]
+		if key.KeyID != h.KeyID || key.Algorithm != h.Algorithm {
+			continue
+		}
+		if payload, err := jws.Verify(key); err == nil {
+			return payload, true
+		}
+	}
+	return nil, false
 }

@@ -14,6 +14,9 @@ const (
 	metadataPath = "/.well-known/oauth-authorization-server"
 	tokenPath    = "/token"
 	jwksPath     = "/jwks"
+	// introspectionPath (RFC 7662) and revocationPath (RFC 7009).
+	introspectionPath = "/introspect"
+	revocationPath    = "/revoke"
 )
 
 type serverMetadata struct {
@@ -23,6 +26,10 @@ type serverMetadata struct {
 	ResponseTypesSupported            []string          `json:"response_types_supported"`
 	GrantTypesSupported               []string          `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported []string          `json:"token_endpoint_auth_methods_supported"`
+	IntrospectionEndpoint             string            `json:"introspection_endpoint"`
+	IntrospectionAuthMethodsSupported []string          `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationEndpoint                string            `json:"revocation_endpoint"`
+	RevocationAuthMethodsSupported    []string          `json:"revocation_endpoint_auth_methods_supported"`
 	TLSClientCertificateBoundTokens   bool              `json:"tls_client_certificate_bound_access_tokens"`
 	MTLSEndpointAliases               map[string]string `json:"mtls_endpoint_aliases"`
 }
@@ -33,20 +40,28 @@ type serverMetadata struct {
 func buildMetadata(issuer, mtlsBaseURL string) ([]byte, error) {
 	base := strings.TrimSuffix(issuer, "/")
 	mtls := strings.TrimSuffix(mtlsBaseURL, "/")
+	// The same client authentication guards the three endpoints.
+	methods := []string{
+		AuthMethodTLSClientAuth, AuthMethodSelfSignedTLSClientAuth,
+		AuthMethodClientSecretBasic, AuthMethodClientSecretPost,
+	}
 	return json.Marshal(serverMetadata{
-		Issuer:                 issuer,
-		TokenEndpoint:          base + tokenPath,
-		JWKSURI:                base + jwksPath,
-		ResponseTypesSupported: []string{},
-		GrantTypesSupported:    []string{GrantTypeClientCredentials},
-		TokenEndpointAuthMethodsSupported: []string{
-			AuthMethodTLSClientAuth, AuthMethodSelfSignedTLSClientAuth,
-			AuthMethodClientSecretBasic, AuthMethodClientSecretPost,
-		},
-		TLSClientCertificateBoundTokens: true,
+		Issuer:                            issuer,
+		TokenEndpoint:                     base + tokenPath,
+		JWKSURI:                           base + jwksPath,
+		ResponseTypesSupported:            []string{},
+		GrantTypesSupported:               []string{GrantTypeClientCredentials},
+		TokenEndpointAuthMethodsSupported: methods,
+		IntrospectionEndpoint:             base + introspectionPath,
+		IntrospectionAuthMethodsSupported: methods,
+		RevocationEndpoint:                base + revocationPath,
+		RevocationAuthMethodsSupported:    methods,
+		TLSClientCertificateBoundTokens:   true,
 		MTLSEndpointAliases: map[string]string{
-			"token_endpoint": mtls + tokenPath,
-			"jwks_uri":       mtls + jwksPath,
+			"token_endpoint":         mtls + tokenPath,
+			"jwks_uri":               mtls + jwksPath,
+			"introspection_endpoint": mtls + introspectionPath,
+			"revocation_endpoint":    mtls + revocationPath,
 		},
 	})
 }

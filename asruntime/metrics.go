@@ -6,6 +6,7 @@ package asruntime
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -22,6 +23,13 @@ type Metrics struct {
 	registryLoadErrors prometheus.Counter
 	clientsLoaded      prometheus.Gauge
 	jwksFetchErrors    prometheus.Counter
+
+	introspections       *prometheus.CounterVec
+	introspectionLatency prometheus.Observer
+	revocations          *prometheus.CounterVec
+	revocationLatency    prometheus.Observer
+	headerIgnored        prometheus.Counter
+	revocationEntries    prometheus.Gauge
 }
 
 // NewMetrics registers the collectors, plus the Go and process collectors,
@@ -47,16 +55,44 @@ func NewMetrics() *Metrics {
 			Help: "Failed fetches of a self_signed_tls_client_auth client's jwks_uri.",
 		}),
 		authFailures: make(map[authFailure]prometheus.Counter, len(authFailures)),
+		introspections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "certbound_as_introspection_requests_total",
+			Help: "Introspection requests (RFC 7662) by outcome: active, inactive, or the OAuth error code returned.",
+		}, []string{"outcome"}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "certbound_as_revocation_requests_total",
+			Help: "Revocation requests (RFC 7009) by outcome: revoked, ignored (unknown, invalid or expired token), or the OAuth error code returned.",
+		}, []string{"outcome"}),
+		headerIgnored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "certbound_as_client_cert_header_ignored_total",
+			Help: "Requests carrying the forwarded client certificate header from an address outside --trusted-proxy-cidrs; the header was ignored.",
+		}),
+		revocationEntries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "certbound_as_revocation_store_entries",
+			Help: "Unexpired revoked tokens in the revocation store, at the last prune.",
+		}),
 	}
+	introspectionLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "certbound_as_introspection_duration_seconds",
+		Help:    "Time to answer an introspection request, client authentication included.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+	})
+	revocationLatency := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "certbound_as_revocation_duration_seconds",
+		Help:    "Time to answer a revocation request, the durable write included.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+	})
+	m.introspectionLatency, m.revocationLatency = introspectionLatency, revocationLatency
 	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "certbound_as_client_auth_failures_total",
-		Help: "Failed client authentications at the token endpoint by reason.",
+		Help: "Failed client authentications at the token, introspection and revocation endpoints by reason.",
 	}, []string{"reason"})
 	for _, f := range authFailures {
 		m.authFailures[f] = failures.WithLabelValues(string(f))
 	}
 	m.issued = m.tokenRequests.WithLabelValues("issued")
 	reg.MustRegister(m.tokenRequests, failures, m.registryLoadErrors, m.clientsLoaded, m.jwksFetchErrors,
+		m.introspections, introspectionLatency, m.revocations, revocationLatency, m.headerIgnored, m.revocationEntries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -97,5 +133,34 @@ func (m *Metrics) registryLoaded(clients, rejected int) {
 func (m *Metrics) jwksFetchError() {
 	if m != nil {
 		m.jwksFetchErrors.Inc()
+	}
+}
+
+func (m *Metrics) introspected(outcome string, start time.Time) {
+	if m != nil {
+		m.introspections.WithLabelValues(outcome).Inc()
+		m.introspectionLatency.Observe(time.Since(start).Seconds())
+	}
+}
+
+func (m *Metrics) revoked(outcome string, start time.Time) {
+	if m != nil {
+		m.revocations.WithLabelValues(outcome).Inc()
+		m.revocationLatency.Observe(time.Since(start).Seconds())
+	}
+}
+
+// ClientCertHeaderIgnored counts a request whose forwarded client
+// certificate header was ignored because it did not come from a trusted
+// proxy; it is the clientcert.Config OnIgnored hook.
+func (m *Metrics) ClientCertHeaderIgnored(*http.Request) {
+	if m != nil {
+		m.headerIgnored.Inc()
+	}
+}
+
+func (m *Metrics) revocationStoreSize(n int) {
+	if m != nil {
+		m.revocationEntries.Set(float64(n))
 	}
 }

@@ -36,6 +36,12 @@ var (
 	errInvalidClient            = &oauthError{status: http.StatusUnauthorized, code: "invalid_client", description: "client authentication failed"}
 	errInvalidClientBasic       = &oauthError{status: http.StatusUnauthorized, code: "invalid_client", description: "client authentication failed", basicChallenge: true}
 	errServer                   = &oauthError{status: http.StatusInternalServerError, code: "server_error", description: "the token could not be issued"}
+
+	// Introspection (RFC 7662) and revocation (RFC 7009).
+	errPostOnly              = &oauthError{status: http.StatusMethodNotAllowed, code: "invalid_request", description: "this endpoint accepts POST only"}
+	errMissingToken          = &oauthError{status: http.StatusBadRequest, code: "invalid_request", description: "token is missing"}
+	errNotTheClientsToken    = &oauthError{status: http.StatusBadRequest, code: "unauthorized_client", description: "the token was not issued to this client"}
+	errRevocationUnavailable = &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", description: "revocation state is unavailable; retry later"}
 )
 
 func writeOAuthError(w http.ResponseWriter, e *oauthError) {

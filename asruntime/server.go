@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"k8s.io/utils/clock"
+
+	"github.com/certbound/certbound/asruntime/clientcert"
 )
 
 // DefaultAccessTokenTTL is the lifetime of access tokens unless configured.
@@ -63,7 +65,19 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics receives the server's metrics. Nil: NewMetrics().
 	Metrics *Metrics
+	// Revocations records revoked tokens. Nil: a MemoryRevocationStore,
+	// lost on restart and not shared between replicas.
+	Revocations RevocationStore
+	// ClientCertificates, when set, takes client certificates from the
+	// header of a trusted TLS-terminating proxy (RFC 8705 §6.5). Nil: from
+	// the TLS connection only. Build it with
+	// OnIgnored: Metrics.ClientCertHeaderIgnored to count ignored headers.
+	ClientCertificates *clientcert.Source
 }
+
+// revocationPruneInterval is how often a serving server drops expired
+// entries from its revocation store.
+const revocationPruneInterval = time.Minute
 
 // Server is an RFC 8705 authorization server.
 type Server struct {
@@ -78,6 +92,8 @@ type Server struct {
 	metrics        *Metrics
 	pki            *pkiAuthenticator
 	selfSigned     *selfSignedAuthenticator
+	revocations    RevocationStore
+	certSource     *clientcert.Source
 
 	claimsPrefix   []byte
 	issuerAudience []string
@@ -110,6 +126,11 @@ func New(cfg Config) (*Server, error) {
 		clock:          cfg.Clock,
 		log:            cfg.Logger,
 		metrics:        cfg.Metrics,
+		revocations:    cfg.Revocations,
+		certSource:     cfg.ClientCertificates,
+	}
+	if s.revocations == nil {
+		s.revocations = NewMemoryRevocationStore(0)
 	}
 	if s.ttl == 0 {
 		s.ttl = DefaultAccessTokenTTL
@@ -241,6 +262,16 @@ func (s *Server) Serve(ctx context.Context, ls *Listeners) error {
 			}
 		}()
 	}
+	pruneDone := make(chan struct{})
+	pruneCtx, stopPrune := context.WithCancel(ctx)
+	go func() {
+		defer close(pruneDone)
+		s.pruneRevocations(pruneCtx)
+	}()
+	defer func() {
+		stopPrune()
+		<-pruneDone
+	}()
 	s.ready.Store(true)
 	s.log.Info("authorization server listening", "issuer", s.issuer, "public", ls.Public.Addr().String(),
 		"mtls", ls.MTLS.Addr().String(), "mtls_base_url", mtlsBase)
@@ -305,6 +336,8 @@ func (s *Server) routes(wellKnown, base string, metadata []byte) http.Handler {
 	mux.Handle(wellKnown, staticDocument(metadata, "application/json"))
 	mux.Handle(base+jwksPath, staticDocument(s.keys.PublicJWKS(), "application/jwk-set+json"))
 	mux.HandleFunc(base+tokenPath, s.handleToken)
+	mux.HandleFunc(base+introspectionPath, s.handleIntrospect)
+	mux.HandleFunc(base+revocationPath, s.handleRevoke)
 	return mux
 }
 
@@ -327,7 +360,8 @@ func staticDocument(body []byte, contentType string) http.Handler {
 
 // opsRoutes serves /metrics, /healthz (the process is up) and /readyz (the
 // listeners are serving and a client snapshot is loaded; a registry that
-// reports Synced, like one fed by an informer, must also have synced).
+// reports Synced, like one fed by an informer, must also have synced; the
+// revocation store can be read).
 func (s *Server) opsRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", s.metrics.Handler())
@@ -343,7 +377,32 @@ func (s *Server) opsRoutes() http.Handler {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
+		if err := s.revocations.Check(); err != nil {
+			s.log.Warn("not ready: revocation store", "error", err)
+			http.Error(w, "not ready: revocation store unavailable", http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
+}
+
+// pruneRevocations drops expired revocations now and every
+// revocationPruneInterval until ctx is done.
+func (s *Server) pruneRevocations(ctx context.Context) {
+	t := time.NewTicker(revocationPruneInterval)
+	defer t.Stop()
+	for {
+		n, err := s.revocations.Prune(s.clock.Now())
+		if err != nil {
+			s.log.Warn("prune revocation store", "error", err)
+		} else {
+			s.metrics.revocationStoreSize(n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -169,16 +169,20 @@ func TestRunAuthorizationServer(t *testing.T) {
 			args []string
 			want string
 		}{
-			"no issuer":             {base, "--issuer is required"},
-			"an http issuer":        {with("--issuer", "http://x"), "https"},
-			"an unknown flag":       {with("--nope"), "not defined"},
-			"a stray argument":      {with("extra"), "unexpected arguments"},
-			"a missing CA file":     {with("--client-ca-file", filepath.Join(dir, "nope")), "--client-ca-file"},
-			"a CA file without PEM": {with("--client-ca-file", filepath.Join(dir, "tls.key")), "no PEM certificates"},
-			"a bad log level":       {with("--log-level", "loud"), "--log-level"},
-			"a missing key file":    {with("--tls-key-file", filepath.Join(dir, "nope")), "serving key"},
-			"a bad signing key":     {with("--signing-key-file", filepath.Join(dir, "tls.crt")), "signing keys"},
-			"two registries":        {with("--registry-namespace", "auth", "--registry-authorization-server", "payments"), "alternatives"},
+			"no issuer":                  {base, "--issuer is required"},
+			"an http issuer":             {with("--issuer", "http://x"), "https"},
+			"an unknown flag":            {with("--nope"), "not defined"},
+			"a stray argument":           {with("extra"), "unexpected arguments"},
+			"a missing CA file":          {with("--client-ca-file", filepath.Join(dir, "nope")), "--client-ca-file"},
+			"a CA file without PEM":      {with("--client-ca-file", filepath.Join(dir, "tls.key")), "no PEM certificates"},
+			"a bad log level":            {with("--log-level", "loud"), "--log-level"},
+			"a missing key file":         {with("--tls-key-file", filepath.Join(dir, "nope")), "serving key"},
+			"a bad signing key":          {with("--signing-key-file", filepath.Join(dir, "tls.crt")), "signing keys"},
+			"two registries":             {with("--registry-namespace", "auth", "--registry-authorization-server", "payments"), "alternatives"},
+			"proxies without a header":   {with("--trusted-proxy-cidrs", "10.0.0.0/8"), "needs --client-cert-header"},
+			"an unknown header format":   {with("--client-cert-header", "haproxy", "--trusted-proxy-cidrs", "10.0.0.0/8"), "format"},
+			"a state dir that is a file": {with("--state-dir", filepath.Join(dir, "tls.crt")), "--state-dir"},
+			"a zero revocation limit":    {with("--revocation-max-entries", "0"), "--revocation-max-entries"},
 			"half an in-cluster registry": {
 				append([]string{"--issuer", "https://x", "--tls-cert-file", "c", "--tls-key-file", "k"}, "--registry-namespace", "auth"),
 				"needs both",
@@ -195,7 +199,8 @@ func TestRunAuthorizationServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	args := append([]string{"--issuer", "https://" + public, "--listen-address", public, "--mtls-listen-address", mtls,
-		"--metrics-address", metrics, "--log-level", "error"}, base...)
+		"--metrics-address", metrics, "--log-level", "error", "--state-dir", t.TempDir(),
+		"--client-cert-header", "xfcc", "--trusted-proxy-cidrs", "192.0.2.0/24"}, base...)
 	go func() { done <- RunAuthorizationServer(ctx, args) }()
 	waitFor(t, "readiness", func() bool {
 		resp, err := http.Get("http://" + metrics + "/readyz")

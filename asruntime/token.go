@@ -33,8 +33,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, errMissingGrantType, nil)
 		return
 	}
-	certs := peerCertificates(r)
-	auth, failure := s.authenticate(r.Context(), &req, certs)
+	certs, ctx, failure := s.clientCertificates(r)
+	var auth authResult
+	if failure == "" {
+		auth, failure = s.authenticate(ctx, &req, certs)
+	}
 	if failure != "" {
 		s.metrics.clientAuthFailed(failure)
 		clientID := req.clientID

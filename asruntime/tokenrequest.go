@@ -27,6 +27,10 @@ type tokenRequest struct {
 	clientSecret string
 	scope        string
 	resources    []string
+	// token and tokenTypeHint are the RFC 7662 / RFC 7009 parameters,
+	// parsed only at the introspection and revocation endpoints.
+	token         string
+	tokenTypeHint string
 
 	basicPresent bool
 	basicID      string
@@ -41,6 +45,12 @@ var bodyBuffers = sync.Pool{New: func() any {
 // readTokenRequest checks the content type, reads the body within the limit,
 // parses it and takes HTTP Basic credentials from the Authorization header.
 func readTokenRequest(r *http.Request) (tokenRequest, *oauthError) {
+	return readFormRequest(r, false)
+}
+
+// readFormRequest is readTokenRequest for any endpoint; tokenParams
+// recognises token and token_type_hint (introspection, revocation).
+func readFormRequest(r *http.Request, tokenParams bool) (tokenRequest, *oauthError) {
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return tokenRequest{}, errUnsupportedMediaType
@@ -62,7 +72,7 @@ func readTokenRequest(r *http.Request) (tokenRequest, *oauthError) {
 	case err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF):
 		return tokenRequest{}, errUnreadableBody
 	}
-	req, oerr := parseTokenForm(body)
+	req, oerr := parseForm(body, tokenParams)
 	if oerr != nil {
 		return req, oerr
 	}
@@ -76,6 +86,12 @@ func readTokenRequest(r *http.Request) (tokenRequest, *oauthError) {
 
 // parseTokenForm parses an application/x-www-form-urlencoded body.
 func parseTokenForm(body string) (tokenRequest, *oauthError) {
+	return parseForm(body, false)
+}
+
+// parseForm parses a form; tokenParams recognises token and
+// token_type_hint, which are otherwise ignored like any unknown parameter.
+func parseForm(body string, tokenParams bool) (tokenRequest, *oauthError) {
 	var req tokenRequest
 	var seen uint8
 	const (
@@ -83,6 +99,8 @@ func parseTokenForm(body string) (tokenRequest, *oauthError) {
 		seenClientID
 		seenSecret
 		seenScope
+		seenToken
+		seenHint
 	)
 	for body != "" {
 		var pair string
@@ -113,6 +131,16 @@ func parseTokenForm(body string) (tokenRequest, *oauthError) {
 			bit, dst = seenSecret, &req.clientSecret
 		case "scope":
 			bit, dst = seenScope, &req.scope
+		case "token":
+			if !tokenParams {
+				continue
+			}
+			bit, dst = seenToken, &req.token
+		case "token_type_hint":
+			if !tokenParams {
+				continue
+			}
+			bit, dst = seenHint, &req.tokenTypeHint
 		case "resource":
 			if value != "" {
 				req.resources = append(req.resources, value)

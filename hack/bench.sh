@@ -54,9 +54,19 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   row BenchmarkTokenNewHandshake "(b) tls_client_auth, new TLS handshake per token"
   row BenchmarkTokenSelfSigned "(c) self_signed_tls_client_auth, kept-alive"
   row BenchmarkTokenHandler "server handler alone (no TLS, no client)"
-  for name in $(awk '$1 ~ /^BenchmarkIntrospect|^BenchmarkRevo/ { sub(/-[0-9]+$/, "", $1); print $1 }' "$raw"); do
-    row "$name" "$name"
+  echo
+  echo "## Introspection and revocation (same run)"
+  echo
+  echo "| benchmark | introspections/s | ns/op | allocs/op | ÷ ES256 1 core |"
+  echo "|---|---|---|---|---|"
+  for name in BenchmarkIntrospectKeepAliveMTLS BenchmarkIntrospectHandler; do
+    r=$(field "$name" introspections/s)
+    [ -n "$r" ] && printf '| %s | %.0f | %s | %s | %s |\n' "$name" "$r" "$(field "$name" ns/op)" "$(field "$name" allocs/op)" "$(div "$r" "$sign1")"
   done
+  echo
+  echo "Revocation propagation between two authorization servers sharing a \`--state-dir\`"
+  echo "(BenchmarkRevocationPropagation: revoke at one, poll introspection at the other until inactive):"
+  echo "$(field BenchmarkRevocationPropagation ns/op) ns per revocation, $(field BenchmarkRevocationPropagation polls/op) polls until the other replica saw it."
   echo
   echo "allocs/op of the TLS benchmarks count client and server; BenchmarkTokenHandler is the server's own share."
   echo

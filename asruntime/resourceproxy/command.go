@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/certbound/certbound/asruntime/clientcert"
 	"github.com/certbound/certbound/asruntime/resourceserver"
 )
 
@@ -35,6 +36,7 @@ type options struct {
 	jwksURL        string
 	issuerCAFile   string
 	metricsAddress string
+	certHeader     clientcert.Flags
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -50,6 +52,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.jwksURL, "jwks-url", "", "JWK Set URL of the authorization server (default: jwks_uri from the issuer's RFC 8414 metadata)")
 	fs.StringVar(&o.issuerCAFile, "issuer-ca-file", "", "PEM CA bundle to verify the authorization server's TLS certificate (default: system roots)")
 	fs.StringVar(&o.metricsAddress, "metrics-address", "", "address of a plain-HTTP listener for /metrics and /healthz (default: none)")
+	o.certHeader.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -108,6 +111,18 @@ func (o *options) newProxy(logger *slog.Logger, registry prometheus.Registerer) 
 		return nil, fmt.Errorf("--upstream: %w", err)
 	}
 	cfg := resourceserver.Config{Issuer: o.issuer, Audience: o.audience, JWKSURL: o.jwksURL}
+	ignored := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "certbound_resource_proxy_client_cert_header_ignored_total",
+		Help: "Requests carrying the forwarded client certificate header from an address outside --trusted-proxy-cidrs; the header was ignored.",
+	})
+	if cfg.ClientCertificates, err = o.certHeader.Source(func(*http.Request) { ignored.Inc() }); err != nil {
+		return nil, err
+	}
+	if cfg.ClientCertificates != nil && registry != nil {
+		if err := registry.Register(ignored); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
 	if o.issuerCAFile != "" {
 		if cfg.RootCAs, err = loadCertPool(o.issuerCAFile); err != nil {
 			return nil, fmt.Errorf("--issuer-ca-file: %w", err)
@@ -134,6 +149,8 @@ func (o *options) newProxy(logger *slog.Logger, registry prometheus.Registerer) 
 		ClientCAs:      clientCAs,
 		Logger:         logger,
 		Metrics:        registry,
+
+		ClientCertificates: cfg.ClientCertificates,
 	})
 }
 

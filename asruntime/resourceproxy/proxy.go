@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/certbound/certbound/asruntime/clientcert"
 	"github.com/certbound/certbound/asruntime/resourceserver"
 )
 
@@ -53,6 +54,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, registers the proxy's metrics.
 	Metrics prometheus.Registerer
+	// ClientCertificates is the source the Verifier was configured with,
+	// if any: its headers are removed from what is forwarded upstream, so
+	// upstream never sees a client certificate claim the proxy did not
+	// check.
+	ClientCertificates *clientcert.Source
 }
 
 // Proxy is an mTLS reverse proxy that lets through only requests with a
@@ -104,11 +110,15 @@ func New(cfg Config) (*Proxy, error) {
 		}
 	}
 	upstream := cfg.Upstream
+	certHeaders := cfg.ClientCertificates.Headers()
 	p.upstream = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
 			setIdentityHeaders(pr.In.Context(), pr.Out.Header)
+			for _, h := range certHeaders {
+				pr.Out.Header.Del(h)
+			}
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			p.logger.Error("upstream request failed", "upstream", upstream.Host, "path", r.URL.Path, "error", err)

@@ -85,6 +85,12 @@ var (
 		Reason: "CertificateMismatch", Status: http.StatusUnauthorized, Code: "invalid_token",
 		Description: "the access token is bound to a different client certificate",
 	}
+	// ErrMalformedClientCertificate means a trusted proxy forwarded a client
+	// certificate header that does not parse.
+	ErrMalformedClientCertificate = &Error{
+		Reason: "MalformedClientCertificate", Status: http.StatusBadRequest, Code: "invalid_request",
+		Description: "the forwarded client certificate is malformed",
+	}
 	// ErrKeysUnavailable means the authorization server's keys could not be
 	// fetched. It is a 503, not a 401: the token may well be good, and a
 	// client that threw it away would only make things worse.

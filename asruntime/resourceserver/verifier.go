@@ -25,6 +25,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/certbound/certbound/asruntime/certbinding"
+	"github.com/certbound/certbound/asruntime/clientcert"
 )
 
 // Defaults for the zero values of Config.
@@ -83,6 +84,10 @@ type Config struct {
 	KeyMaxAge time.Duration
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
+	// ClientCertificates, when set, takes the client certificate from the
+	// header of a trusted TLS-terminating proxy (RFC 8705 §6.5). Nil: from
+	// the request's TLS connection only.
+	ClientCertificates *clientcert.Source
 }
 
 // Verifier checks certificate-bound access tokens. It is safe for
@@ -95,6 +100,7 @@ type Verifier struct {
 	leeway       time.Duration
 	now          func() time.Time
 	keys         *keySet
+	certs        *clientcert.Source
 }
 
 // New checks cfg and returns a Verifier. It does not contact the
@@ -144,6 +150,7 @@ func New(cfg Config) (*Verifier, error) {
 		allowUnbound: cfg.AllowUnboundTokens,
 		leeway:       orDefault(cfg.Leeway, DefaultLeeway),
 		now:          now,
+		certs:        cfg.ClientCertificates,
 		keys: &keySet{
 			client:      client,
 			issuer:      cfg.Issuer,
@@ -203,7 +210,11 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Claims, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := v.checkBinding(r.TLS, claims); err != nil {
+	certs, _, err := v.certs.Certificates(r)
+	if err != nil {
+		return nil, ErrMalformedClientCertificate.with("%w", err)
+	}
+	if err := v.checkBinding(certs, claims); err != nil {
 		return nil, err
 	}
 	return claims, nil
@@ -297,19 +308,20 @@ func isAccessTokenType(typ any) bool {
 	return strings.EqualFold(s, "at+jwt") || strings.EqualFold(s, "application/at+jwt")
 }
 
-// checkBinding is RFC 8705 §3: the certificate of the TLS connection must be
-// the one the token is bound to.
-func (v *Verifier) checkBinding(state *tls.ConnectionState, claims *Claims) error {
+// checkBinding is RFC 8705 §3: the client certificate (of the TLS
+// connection, or forwarded by a trusted proxy) must be the one the token is
+// bound to.
+func (v *Verifier) checkBinding(peer []*x509.Certificate, claims *Claims) error {
 	if claims.Thumbprint == "" {
 		if v.allowUnbound {
 			return nil
 		}
 		return ErrUnboundToken
 	}
-	if state == nil || len(state.PeerCertificates) == 0 {
+	if len(peer) == 0 {
 		return ErrMissingClientCertificate
 	}
-	if !certbinding.Matches(state.PeerCertificates[0].Raw, claims.Thumbprint) {
+	if !certbinding.Matches(peer[0].Raw, claims.Thumbprint) {
 		return ErrCertificateMismatch
 	}
 	return nil

@@ -98,6 +98,34 @@ func TestDemoStory(t *testing.T) {
 	}
 }
 
+// TestAFailedWaitSaysWhy: when an object never becomes Ready, the demo's
+// wait reports the object and its conditions, so the user sees what to fix.
+func TestAFailedWaitSaysWhy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	oc := &oauthv1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "orphan"},
+		Spec: oauthv1alpha1.OAuthClientSpec{
+			AuthorizationServerRef: oauthv1alpha1.AuthorizationServerReference{Name: "does-not-exist"},
+			AuthenticationMethod:   oauthv1alpha1.TLSClientAuth,
+			Subject:                &oauthv1alpha1.ClientSubject{DNSName: "orphan.auth.svc"},
+		},
+	}
+	if err := cluster.Env.CreateNamespace(ctx, "auth"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Env.Client.Create(ctx, oc); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cluster.Env.Client.Delete(context.Background(), oc) }()
+	waitCtx, cancelWait := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelWait()
+	err := devcluster.WaitReady(waitCtx, cluster.Env.Client, oc, func() []metav1.Condition { return oc.Status.Conditions }, transcript(t))
+	if err == nil || !strings.Contains(err.Error(), "auth/orphan") || !strings.Contains(err.Error(), "AuthorizationServerNotFound") {
+		t.Fatalf("the failed wait says %v, want the object and the AuthorizationServerNotFound reason", err)
+	}
+}
+
 // TestAuthorizationServerRestartKeepsServing kills the authorization
 // server's process; the runner restarts it (as a kubelet would) and the
 // same client gets tokens again, verifiable with the persisted signing key.
