@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -33,14 +34,16 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 	clientsDir := fs.String("clients-dir", "", "directory of RFC 7591 client metadata documents, one *.json per client (standalone registry)")
 	registryNamespace := fs.String("registry-namespace", "", "namespace of the registration Secrets (in-cluster registry; with --registry-authorization-server)")
 	registryServer := fs.String("registry-authorization-server", "", "AuthorizationServer whose registration Secrets (label "+AuthorizationServerLabel+") make the registry")
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for the in-cluster registry (default: $KUBECONFIG, else the pod's service account)")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for the in-cluster registry and revocation store (default: $KUBECONFIG, else the pod's service account)")
 	signingKeyFile := fs.String("signing-key-file", "", "private JWK Set; the first key signs (default: an ephemeral ES256 key)")
 	ttl := fs.Duration("access-token-ttl", DefaultAccessTokenTTL, "access token lifetime")
 	metricsAddr := fs.String("metrics-address", ":8080", "plain HTTP listener for /metrics, /healthz and /readyz (empty: none)")
 	jwksCAFile := fs.String("jwks-uri-ca-file", "", "PEM roots for fetching clients' jwks_uri (default: the system roots)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	stateDir := fs.String("state-dir", "", "directory of the durable revocation state, shareable by several authorization server processes (default: in memory, lost on restart, not shared)")
-	revocationMax := fs.Int("revocation-max-entries", DefaultRevocationMaxEntries, "most unexpired revoked tokens the revocation store holds; further revocations answer 503")
+	revocationNamespace := fs.String("revocation-namespace", "", "namespace (the server's own) of the in-cluster revocation store: one ConfigMap per revoked token, labelled "+RevocationOfLabel+", shared by every replica; an alternative to --state-dir")
+	revocationServer := fs.String("revocation-authorization-server", "", "AuthorizationServer whose revocation ConfigMaps make the in-cluster store (default: --registry-authorization-server)")
+	revocationMax := fs.Int("revocation-max-entries", DefaultRevocationMaxEntries, fmt.Sprintf("most unexpired revoked tokens the revocation store holds; further revocations answer 503 (the in-cluster store defaults to %d)", DefaultKubeRevocationMaxEntries))
 	var certHeader clientcert.Flags
 	certHeader.Register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -81,13 +84,41 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 	if *revocationMax <= 0 {
 		return errors.New("--revocation-max-entries must be positive")
 	}
-	if *stateDir != "" {
+	if *revocationServer != "" && *revocationNamespace == "" {
+		return errors.New("--revocation-authorization-server needs --revocation-namespace")
+	}
+	if *revocationServer == "" {
+		*revocationServer = *registryServer
+	}
+	var kubeRevocations *KubeRevocationStore
+	switch {
+	case *revocationNamespace != "" && *stateDir != "":
+		return errors.New("--state-dir and --revocation-namespace are alternatives: give one revocation store")
+	case *revocationNamespace != "":
+		if *revocationServer == "" {
+			return errors.New("the in-cluster revocation store needs --revocation-authorization-server (or --registry-authorization-server)")
+		}
+		max := DefaultKubeRevocationMaxEntries
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "revocation-max-entries" {
+				max = *revocationMax
+			}
+		})
+		kube, err := kubernetesClient(*kubeconfig)
+		if err != nil {
+			return err
+		}
+		if kubeRevocations, err = NewKubeRevocationStore(kube, *revocationNamespace, *revocationServer, max, log); err != nil {
+			return err
+		}
+		cfg.Revocations = kubeRevocations
+	case *stateDir != "":
 		if cfg.Revocations, err = OpenDirectoryRevocationStore(*stateDir, *revocationMax, time.Now()); err != nil {
 			return fmt.Errorf("--state-dir: %w", err)
 		}
-	} else {
+	default:
 		cfg.Revocations = NewMemoryRevocationStore(*revocationMax)
-		log.Warn("no --state-dir: revocations are kept in memory, lost on restart and not shared with other replicas")
+		log.Warn("no --state-dir or --revocation-namespace: revocations are kept in memory, lost on restart and not shared with other replicas")
 	}
 	certs, err := NewCertificateReloader(*certFile, *keyFile, log)
 	if err != nil {
@@ -150,14 +181,18 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	watching := make(chan struct{})
-	go func() {
-		defer close(watching)
-		registry.follow(ctx)
-	}()
+	var watching sync.WaitGroup
+	watching.Go(func() { registry.follow(ctx) })
+	if kubeRevocations != nil {
+		watching.Go(func() {
+			if err := kubeRevocations.Run(ctx); err != nil {
+				log.Error("revocation ConfigMaps could not be followed", "error", err)
+			}
+		})
+	}
 	err = srv.Serve(ctx, ls)
 	cancel()
-	<-watching
+	watching.Wait()
 	return err
 }
 
@@ -178,6 +213,13 @@ func (s followedSecrets) follow(ctx context.Context) {
 	}
 }
 
+// kubeClientQPS and kubeClientBurst bound the requests one server sends to
+// the API server.
+const (
+	kubeClientQPS   = 50
+	kubeClientBurst = 100
+)
+
 // kubernetesClient uses the kubeconfig file if one is named (flag or
 // $KUBECONFIG), else the pod's in-cluster service account.
 func kubernetesClient(kubeconfig string) (kubernetes.Interface, error) {
@@ -185,9 +227,12 @@ func kubernetesClient(kubeconfig string) (kubernetes.Interface, error) {
 	rules.ExplicitPath = kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("Kubernetes client configuration for the registry: %w", err)
+		return nil, fmt.Errorf("Kubernetes client configuration: %w", err)
 	}
 	cfg.UserAgent = "certbound-authorization-server"
+	// Above client-go's default of 5: each revocation is a create, and
+	// each expired one a delete.
+	cfg.QPS, cfg.Burst = kubeClientQPS, kubeClientBurst
 	return kubernetes.NewForConfig(cfg)
 }
 

@@ -183,6 +183,12 @@ func TestRunAuthorizationServer(t *testing.T) {
 			"an unknown header format":   {with("--client-cert-header", "haproxy", "--trusted-proxy-cidrs", "10.0.0.0/8"), "format"},
 			"a state dir that is a file": {with("--state-dir", filepath.Join(dir, "tls.crt")), "--state-dir"},
 			"a zero revocation limit":    {with("--revocation-max-entries", "0"), "--revocation-max-entries"},
+			"two revocation stores": {
+				with("--state-dir", t.TempDir(), "--revocation-namespace", "auth", "--revocation-authorization-server", "payments"),
+				"alternatives",
+			},
+			"an in-cluster revocation store without a server": {with("--revocation-namespace", "auth"), "--revocation-authorization-server"},
+			"a revocation server without a namespace":         {with("--revocation-authorization-server", "payments"), "needs --revocation-namespace"},
 			"half an in-cluster registry": {
 				append([]string{"--issuer", "https://x", "--tls-cert-file", "c", "--tls-key-file", "k"}, "--registry-namespace", "auth"),
 				"needs both",

@@ -56,7 +56,11 @@ func TestAuthorizationServerChildren(t *testing.T) {
 	owned(&corev1.ServiceAccount{}, serverName)
 	var role rbacv1.Role
 	owned(&role, serverName)
-	if len(role.Rules) != 1 || !slices.Equal(role.Rules[0].Resources, []string{"secrets"}) || !slices.Equal(role.Rules[0].Verbs, []string{"get", "list", "watch"}) {
+	// Read-only on the Secrets (registrations it trusts); revocations are
+	// ConfigMaps it writes.
+	if len(role.Rules) != 2 ||
+		!slices.Equal(role.Rules[0].Resources, []string{"secrets"}) || !slices.Equal(role.Rules[0].Verbs, []string{"get", "list", "watch"}) ||
+		!slices.Equal(role.Rules[1].Resources, []string{"configmaps"}) || !slices.Equal(role.Rules[1].Verbs, []string{"get", "list", "watch", "create", "delete"}) {
 		t.Errorf("role rules %+v", role.Rules)
 	}
 	var rb rbacv1.RoleBinding
@@ -135,6 +139,7 @@ func TestAuthorizationServerChildren(t *testing.T) {
 		"--metrics-address=:8080",
 		"--registry-namespace=auth",
 		"--registry-authorization-server=payments",
+		"--revocation-namespace=auth",
 	}
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args\n got %q\nwant %q", c.Args, wantArgs)

@@ -201,8 +201,10 @@ func desiredServiceAccount(as *oauthv1alpha1.AuthorizationServer) *corev1.Servic
 }
 
 // desiredRole lets the server read the Secrets of its own namespace, where
-// its registrations are. Kubernetes RBAC cannot narrow a list/watch by
-// label, so a server should have a namespace of its own.
+// its registrations are, and keep its revocations as ConfigMaps there (so
+// it needs no write access to the Secrets it trusts). Kubernetes RBAC
+// cannot narrow a list/watch by label, so a server should have a namespace
+// of its own.
 func desiredRole(as *oauthv1alpha1.AuthorizationServer) *rbacv1.Role {
 	return &rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"},
@@ -211,6 +213,10 @@ func desiredRole(as *oauthv1alpha1.AuthorizationServer) *rbacv1.Role {
 			APIGroups: []string{""},
 			Resources: []string{"secrets"},
 			Verbs:     []string{"get", "list", "watch"},
+		}, {
+			APIGroups: []string{""},
+			Resources: []string{"configmaps"},
+			Verbs:     []string{"get", "list", "watch", "create", "delete"},
 		}},
 	}
 }
@@ -249,6 +255,9 @@ func authorizationServerArgs(as *oauthv1alpha1.AuthorizationServer, issuer strin
 		fmt.Sprintf("--metrics-address=:%d", portMetrics),
 		"--registry-namespace="+as.Namespace,
 		"--registry-authorization-server="+as.Name,
+		// Revocations are shared by the replicas through ConfigMaps in the
+		// server's namespace and survive restarts.
+		"--revocation-namespace="+as.Namespace,
 	)
 	return args, nil
 }

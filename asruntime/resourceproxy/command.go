@@ -4,6 +4,7 @@ package resourceproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -37,6 +38,14 @@ type options struct {
 	issuerCAFile   string
 	metricsAddress string
 	certHeader     clientcert.Flags
+
+	introspect              bool
+	introspectionURL        string
+	introspectionClientID   string
+	introspectionCertFile   string
+	introspectionKeyFile    string
+	introspectionSecretFile string
+	introspectionCacheTTL   time.Duration
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -53,6 +62,13 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.issuerCAFile, "issuer-ca-file", "", "PEM CA bundle to verify the authorization server's TLS certificate (default: system roots)")
 	fs.StringVar(&o.metricsAddress, "metrics-address", "", "address of a plain-HTTP listener for /metrics and /healthz (default: none)")
 	o.certHeader.Register(fs)
+	fs.BoolVar(&o.introspect, "introspect", false, "also ask the authorization server's introspection endpoint (RFC 7662) whether each token is active, so revoked tokens are refused (within --introspection-cache-ttl), and accept opaque tokens on its word")
+	fs.StringVar(&o.introspectionURL, "introspection-url", "", "introspection endpoint (default: introspection_endpoint from the issuer's RFC 8414 metadata, its mtls_endpoint_aliases entry when authenticating with a certificate)")
+	fs.StringVar(&o.introspectionClientID, "introspection-client-id", "", "this proxy's client_id at the authorization server (required with --introspect)")
+	fs.StringVar(&o.introspectionCertFile, "introspection-client-cert-file", "", "PEM client certificate for tls_client_auth or self_signed_tls_client_auth at the introspection endpoint, reloaded when it changes (with --introspection-client-key-file)")
+	fs.StringVar(&o.introspectionKeyFile, "introspection-client-key-file", "", "PEM key of --introspection-client-cert-file")
+	fs.StringVar(&o.introspectionSecretFile, "introspection-client-secret-file", "", "file holding the client secret for client_secret_basic at the introspection endpoint (instead of a certificate)")
+	fs.DurationVar(&o.introspectionCacheTTL, "introspection-cache-ttl", resourceserver.DefaultIntrospectionCacheTTL, "longest time an introspection answer is reused (never past the token's exp): a revoked token is refused at most this long after its revocation; 0 or less: introspect every request")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -71,7 +87,55 @@ func parseFlags(args []string) (*options, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("missing required flags: %s", strings.Join(missing, ", "))
 	}
+	if err := o.checkIntrospectionFlags(); err != nil {
+		return nil, err
+	}
 	return &o, nil
+}
+
+func (o *options) checkIntrospectionFlags() error {
+	withCert := o.introspectionCertFile != "" || o.introspectionKeyFile != ""
+	switch {
+	case !o.introspect:
+		if o.introspectionURL != "" || o.introspectionClientID != "" || withCert || o.introspectionSecretFile != "" {
+			return errors.New("the --introspection-* flags need --introspect")
+		}
+	case o.introspectionClientID == "":
+		return errors.New("--introspect needs --introspection-client-id")
+	case withCert && (o.introspectionCertFile == "" || o.introspectionKeyFile == ""):
+		return errors.New("--introspection-client-cert-file and --introspection-client-key-file go together")
+	case withCert == (o.introspectionSecretFile != ""):
+		return errors.New("--introspect needs exactly one of --introspection-client-cert-file/--introspection-client-key-file and --introspection-client-secret-file")
+	}
+	return nil
+}
+
+// introspection builds the verifier's introspection settings from the
+// flags; nil without --introspect.
+func (o *options) introspection() (*resourceserver.Introspection, error) {
+	if !o.introspect {
+		return nil, nil
+	}
+	in := &resourceserver.Introspection{Endpoint: o.introspectionURL, ClientID: o.introspectionClientID, CacheTTL: o.introspectionCacheTTL}
+	if in.CacheTTL == 0 {
+		in.CacheTTL = -1 // the flag's 0 means no cache, not the default
+	}
+	if o.introspectionSecretFile != "" {
+		secret, err := os.ReadFile(o.introspectionSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("--introspection-client-secret-file: %w", err)
+		}
+		if in.ClientSecret = strings.TrimRight(string(secret), "\r\n"); in.ClientSecret == "" {
+			return nil, errors.New("--introspection-client-secret-file is empty")
+		}
+		return in, nil
+	}
+	cert, err := loadServingCertificate(o.introspectionCertFile, o.introspectionKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--introspection-client-cert-file/--introspection-client-key-file: %w", err)
+	}
+	in.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert.GetCertificate(nil) }
+	return in, nil
 }
 
 // Run runs `certbound resource-proxy` with args (the arguments after the
@@ -101,7 +165,7 @@ func Run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	logger.Info("resource proxy listening", "address", ln.Addr().String(), "upstream", o.upstream, "issuer", o.issuer, "audience", o.audience)
+	logger.Info("resource proxy listening", "address", ln.Addr().String(), "upstream", o.upstream, "issuer", o.issuer, "audience", o.audience, "introspect", o.introspect)
 	return proxy.Serve(ctx, ln)
 }
 
@@ -127,6 +191,9 @@ func (o *options) newProxy(logger *slog.Logger, registry prometheus.Registerer) 
 		if cfg.RootCAs, err = loadCertPool(o.issuerCAFile); err != nil {
 			return nil, fmt.Errorf("--issuer-ca-file: %w", err)
 		}
+	}
+	if cfg.Introspection, err = o.introspection(); err != nil {
+		return nil, err
 	}
 	verifier, err := resourceserver.New(cfg)
 	if err != nil {

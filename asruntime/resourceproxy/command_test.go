@@ -19,6 +19,13 @@ import (
 func TestRunRefusesBadFlags(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := writeKeyPair(t, dir, rstest.NewCA(t, "CA").ServingCertificate(t))
+	secretFile, emptyFile := filepath.Join(dir, "secret"), filepath.Join(dir, "empty")
+	if err := os.WriteFile(secretFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(emptyFile, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	complete := func(extra ...string) []string {
 		return append([]string{
 			"--upstream", "http://127.0.0.1:1", "--issuer", "https://as.example", "--audience", audience,
@@ -41,6 +48,19 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"an unreadable serving certificate", complete("--tls-cert-file", filepath.Join(dir, "missing.crt")), "--tls-cert-file/--tls-key-file: load serving certificate"},
 		{"a client CA file without certificates", complete("--client-ca-file", keyFile), "--client-ca-file: " + keyFile + " holds no PEM certificate"},
 		{"a missing issuer CA file", complete("--issuer-ca-file", filepath.Join(dir, "missing.pem")), "--issuer-ca-file: open"},
+		{"an introspection flag without --introspect", complete("--introspection-client-id", "proxy"), "the --introspection-* flags need --introspect"},
+		{"--introspect without a client_id", complete("--introspect", "--introspection-client-secret-file", secretFile), "--introspect needs --introspection-client-id"},
+		{"--introspect without credentials", complete("--introspect", "--introspection-client-id", "proxy"), "exactly one of"},
+		{"--introspect with a certificate and a secret", complete("--introspect", "--introspection-client-id", "proxy",
+			"--introspection-client-cert-file", certFile, "--introspection-client-key-file", keyFile, "--introspection-client-secret-file", secretFile), "exactly one of"},
+		{"--introspect with a certificate but no key", complete("--introspect", "--introspection-client-id", "proxy", "--introspection-client-cert-file", certFile), "go together"},
+		{"--introspect with a missing secret file", complete("--introspect", "--introspection-client-id", "proxy",
+			"--introspection-client-secret-file", filepath.Join(dir, "missing")), "--introspection-client-secret-file: open"},
+		{"--introspect with an empty secret file", complete("--introspect", "--introspection-client-id", "proxy", "--introspection-client-secret-file", emptyFile), "is empty"},
+		{"--introspect with an unreadable certificate", complete("--introspect", "--introspection-client-id", "proxy",
+			"--introspection-client-cert-file", filepath.Join(dir, "missing.crt"), "--introspection-client-key-file", keyFile), "--introspection-client-cert-file/--introspection-client-key-file"},
+		{"--introspect with an http endpoint", complete("--introspect", "--introspection-client-id", "proxy",
+			"--introspection-client-secret-file", secretFile, "--introspection-url", "http://as.example/introspect"), "introspection endpoint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := resourceproxy.Run(t.Context(), tc.args)

@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-// servingCertificate is the proxy's TLS certificate, read from a PEM
-// certificate and key file pair and read again when either file changes, so
-// a certificate renewed by cert-manager is served without a restart.
+// servingCertificate is one of the proxy's TLS certificates — the serving
+// one, or the client one it introspects with — read from a PEM certificate
+// and key file pair and read again when either file changes, so a
+// certificate renewed by cert-manager is used without a restart.
 type servingCertificate struct {
 	certFile, keyFile string
 

@@ -91,6 +91,19 @@ var (
 		Reason: "MalformedClientCertificate", Status: http.StatusBadRequest, Code: "invalid_request",
 		Description: "the forwarded client certificate is malformed",
 	}
+	// ErrTokenInactive means the authorization server's introspection
+	// endpoint answered that the token is not active: revoked, most often.
+	ErrTokenInactive = &Error{
+		Reason: "TokenInactive", Status: http.StatusUnauthorized, Code: "invalid_token",
+		Description: "the access token is not active",
+	}
+	// ErrIntrospectionUnavailable means the introspection endpoint could
+	// not be asked, or did not answer: a 503, like ErrKeysUnavailable, as
+	// the token may well be good but cannot be shown to be.
+	ErrIntrospectionUnavailable = &Error{
+		Reason: "IntrospectionUnavailable", Status: http.StatusServiceUnavailable,
+		Description: "the authorization server's introspection endpoint is unavailable",
+	}
 	// ErrKeysUnavailable means the authorization server's keys could not be
 	// fetched. It is a 503, not a 401: the token may well be good, and a
 	// client that threw it away would only make things worse.

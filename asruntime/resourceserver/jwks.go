@@ -140,7 +140,7 @@ func (s *keySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	if err := s.getJSON(ctx, jwksURL, &doc); err != nil {
+	if err := getJSON(ctx, s.client, jwksURL, &doc); err != nil {
 		return nil, fmt.Errorf("fetch JWKS: %w", err)
 	}
 	keys := make([]jose.JSONWebKey, 0, len(doc.Keys))
@@ -175,7 +175,7 @@ func (s *keySet) discover(ctx context.Context) (string, error) {
 		Issuer  string `json:"issuer"`
 		JWKSURI string `json:"jwks_uri"`
 	}
-	if err := s.getJSON(ctx, metadataURL, &md); err != nil {
+	if err := getJSON(ctx, s.client, metadataURL, &md); err != nil {
 		return "", fmt.Errorf("fetch authorization server metadata: %w", err)
 	}
 	if md.Issuer != s.issuer {
@@ -200,13 +200,13 @@ func metadataURL(issuer string) (string, error) {
 	return u.String(), nil
 }
 
-func (s *keySet) getJSON(ctx context.Context, target string, into any) error {
+func getJSON(ctx context.Context, client *http.Client, target string, into any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := s.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,9 @@
 // Tokens are RFC 9068 JWT access tokens issued by the certbound
 // authorization server: signed with a key from the server's JWK Set, typ
 // at+jwt, carrying cnf["x5t#S256"], the SHA-256 thumbprint of the client
-// certificate (RFC 8705 §3.1).
+// certificate (RFC 8705 §3.1). With Config.Introspection the verifier also
+// asks the authorization server whether each token is still active (RFC
+// 7662), and accepts opaque tokens on its answer (see introspection.go).
 package resourceserver
 
 import (
@@ -88,6 +90,11 @@ type Config struct {
 	// header of a trusted TLS-terminating proxy (RFC 8705 §6.5). Nil: from
 	// the request's TLS connection only.
 	ClientCertificates *clientcert.Source
+	// Introspection, when set, has every token confirmed active at the
+	// authorization server's introspection endpoint (RFC 7662), and lets
+	// opaque tokens in; see Introspection. Nil: tokens are verified
+	// locally only, and a revoked token is accepted until it expires.
+	Introspection *Introspection
 }
 
 // Verifier checks certificate-bound access tokens. It is safe for
@@ -101,6 +108,8 @@ type Verifier struct {
 	now          func() time.Time
 	keys         *keySet
 	certs        *clientcert.Source
+	// introspection is nil unless Config.Introspection is set.
+	introspection *introspector
 }
 
 // New checks cfg and returns a Verifier. It does not contact the
@@ -131,28 +140,38 @@ func New(cfg Config) (*Verifier, error) {
 	if now == nil {
 		now = time.Now
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
-	if cfg.DialContext != nil {
-		transport.DialContext = cfg.DialContext
+	newClient := func(clientCertificate func(*tls.CertificateRequestInfo) (*tls.Certificate, error)) *http.Client {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12, GetClientCertificate: clientCertificate}
+		if cfg.DialContext != nil {
+			transport.DialContext = cfg.DialContext
+		}
+		return &http.Client{
+			Transport: transport,
+			Timeout:   fetchTimeout,
+			// A redirect could lead to a plain-http or unexpected host;
+			// the issuer's endpoints are known, so none is followed.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
-	client := &http.Client{
-		Transport: transport,
-		Timeout:   fetchTimeout,
-		// A redirect could lead to a plain-http or unexpected host; the
-		// issuer's endpoints are known, so none is followed.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	var in *introspector
+	if cfg.Introspection != nil {
+		if err := cfg.Introspection.check(); err != nil {
+			return nil, err
+		}
+		in = newIntrospector(cfg.Introspection, newClient(cfg.Introspection.clientCertificate()), cfg.Issuer, now)
 	}
 	return &Verifier{
-		issuer:       cfg.Issuer,
-		audience:     cfg.Audience,
-		algorithms:   slices.Clone(algorithms),
-		allowUnbound: cfg.AllowUnboundTokens,
-		leeway:       orDefault(cfg.Leeway, DefaultLeeway),
-		now:          now,
-		certs:        cfg.ClientCertificates,
+		introspection: in,
+		issuer:        cfg.Issuer,
+		audience:      cfg.Audience,
+		algorithms:    slices.Clone(algorithms),
+		allowUnbound:  cfg.AllowUnboundTokens,
+		leeway:        orDefault(cfg.Leeway, DefaultLeeway),
+		now:           now,
+		certs:         cfg.ClientCertificates,
 		keys: &keySet{
-			client:      client,
+			client:      newClient(nil),
 			issuer:      cfg.Issuer,
 			jwksURL:     cfg.JWKSURL,
 			minInterval: orDefault(cfg.KeyRefreshInterval, DefaultKeyRefreshInterval),
@@ -222,6 +241,9 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Claims, error)
 
 // verifyToken checks the JWT's signature, header and claims.
 func (v *Verifier) verifyToken(ctx context.Context, raw string) (*Claims, error) {
+	if v.introspection != nil && isOpaque(raw) {
+		return v.verifyOpaque(ctx, raw)
+	}
 	token, err := jwt.ParseSigned(raw, v.algorithms)
 	if err != nil {
 		return nil, ErrInvalidToken.with("parse: %w", err)
@@ -270,16 +292,32 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*Claims, error)
 		Expiry:   tc.Expiry.Time(),
 		ID:       tc.ID,
 	}
-	if tc.Cnf != nil {
-		rawThumb, ok := tc.Cnf[certbinding.ConfirmationKey]
-		if !ok {
-			return nil, ErrInvalidToken.with("cnf claim without %s: bound by a method this resource server cannot check", certbinding.ConfirmationKey)
-		}
-		if err := json.Unmarshal(rawThumb, &claims.Thumbprint); err != nil || claims.Thumbprint == "" {
-			return nil, ErrInvalidToken.with("cnf.%s is not a non-empty string", certbinding.ConfirmationKey)
+	if claims.Thumbprint, err = thumbprint(tc.Cnf); err != nil {
+		return nil, err
+	}
+	if v.introspection != nil {
+		if err := v.confirmActive(ctx, raw, claims.Expiry); err != nil {
+			return nil, err
 		}
 	}
 	return claims, nil
+}
+
+// thumbprint reads cnf["x5t#S256"] (RFC 8705 §3.1 in a token, §3.2 in an
+// introspection response); no cnf at all is an unbound token.
+func thumbprint(cnf map[string]json.RawMessage) (string, error) {
+	if cnf == nil {
+		return "", nil
+	}
+	raw, ok := cnf[certbinding.ConfirmationKey]
+	if !ok {
+		return "", ErrInvalidToken.with("cnf claim without %s: bound by a method this resource server cannot check", certbinding.ConfirmationKey)
+	}
+	var tp string
+	if err := json.Unmarshal(raw, &tp); err != nil || tp == "" {
+		return "", ErrInvalidToken.with("cnf.%s is not a non-empty string", certbinding.ConfirmationKey)
+	}
+	return tp, nil
 }
 
 // verifyWithAny checks the signature with each key that may have made it and

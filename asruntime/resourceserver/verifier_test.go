@@ -91,6 +91,7 @@ func init() {
 		resourceserver.ErrMissingToken, resourceserver.ErrMalformedRequest, resourceserver.ErrInvalidToken,
 		resourceserver.ErrTokenExpired, resourceserver.ErrUnknownKey, resourceserver.ErrUnboundToken,
 		resourceserver.ErrMissingClientCertificate, resourceserver.ErrCertificateMismatch, resourceserver.ErrKeysUnavailable,
+		resourceserver.ErrTokenInactive, resourceserver.ErrIntrospectionUnavailable,
 	} {
 		sentinels[s.Reason] = s
 	}

@@ -7,6 +7,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -363,5 +366,68 @@ func TestAPIServerAwayForThirtySeconds(t *testing.T) {
 	eventually(ctx, t, "a client created after the outage gets a token", func() (bool, string) {
 		_, _, err := after.Token(ctx, cluster.Dialer())
 		return err == nil, fmt.Sprint(err)
+	})
+}
+
+// postForm posts form to the workload's mTLS endpoint path (a sibling of
+// its token endpoint) with its certificate and returns status and body.
+func postForm(ctx context.Context, t *testing.T, w *devcluster.Workload, path string, form url.Values) (int, string) {
+	t.Helper()
+	endpoint := strings.TrimSuffix(w.TokenEndpoint, "/token") + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := devcluster.HTTPClient(cluster.Dialer(), w.ServerCAs, &w.Certificate).Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestRevocationIsSharedAndSurvivesRestarts: a workload revokes its token at
+// the in-cluster authorization server; introspection then says inactive,
+// also after the server's process is killed and restarted (revocations are
+// ConfigMaps in the server's namespace), while another client's attempt to
+// revoke a token it does not own changes nothing.
+func TestRevocationIsSharedAndSurvivesRestarts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	owner, other := workload(ctx, t, "billing-worker"), workload(ctx, t, "reporting")
+	token, _, err := owner.Token(ctx, cluster.Dialer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	introspect := func() string {
+		status, body := postForm(ctx, t, other, "/introspect", url.Values{"client_id": {other.ClientID}, "token": {token}})
+		if status != http.StatusOK {
+			t.Fatalf("introspect: %d %s", status, body)
+		}
+		return body
+	}
+	if body := introspect(); !strings.Contains(body, `"active":true`) || !strings.Contains(body, certbinding.Thumbprint(owner.Certificate.Certificate[0])) {
+		t.Fatalf("a fresh token introspects as %s, want active with its cnf", body)
+	}
+	if status, body := postForm(ctx, t, other, "/revoke", url.Values{"client_id": {other.ClientID}, "token": {token}}); status == http.StatusOK {
+		t.Fatalf("another client revoked the token: %d %s", status, body)
+	}
+	if body := introspect(); !strings.Contains(body, `"active":true`) {
+		t.Fatalf("another client's revocation attempt deactivated the token: %s", body)
+	}
+	if status, body := postForm(ctx, t, owner, "/revoke", url.Values{"client_id": {owner.ClientID}, "token": {token}}); status != http.StatusOK {
+		t.Fatalf("revoke: %d %s", status, body)
+	}
+	if body := introspect(); body != `{"active":false}` {
+		t.Fatalf("a revoked token introspects as %s", body)
+	}
+	if !cluster.Runner.KillPod("auth", "payments") {
+		t.Fatal("no local authorization-server process to kill")
+	}
+	eventually(ctx, t, "the restarted server still knows the revocation", func() (bool, string) {
+		status, body := postForm(ctx, t, other, "/introspect", url.Values{"client_id": {other.ClientID}, "token": {token}})
+		return status == http.StatusOK && body == `{"active":false}`, fmt.Sprintf("%d %s", status, body)
 	})
 }

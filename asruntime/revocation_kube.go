@@ -1,0 +1,290 @@
+package asruntime
+
+// The in-cluster revocation store: one small ConfigMap per revoked token in
+// the authorization server's own namespace, so replicas share revocations
+// through the Kubernetes API and no database has to be run.
+//
+// Objects. A revocation is a ConfigMap named revoked-<hex of the first 16
+// bytes of SHA-256(server name, jti)>, labelled RevocationOfLabel: <server
+// name>, holding the jti and the token's exp (Unix seconds). The name is
+// derived from the jti, so two replicas revoking one token create the same
+// object: the second create answers AlreadyExists, which is success once a
+// get has shown the object to be that revocation. A ConfigMap rather than
+// a Secret: a jti is not a secret, and the server then needs no write
+// access to Secrets (where the registrations it trusts live). The server's
+// Role needs get, list, watch, create and delete on configmaps in its
+// namespace.
+//
+// Reads. An informer filtered by the label keeps a local copy: IsRevoked is
+// a map lookup and never waits on the API server. A revocation made at one
+// replica is seen by every other within the watch latency — the create's
+// round trip plus the watch event's delivery, typically well under a second
+// (tens of milliseconds on a healthy control plane). Until the first list
+// has completed IsRevoked returns an error (introspection answers 503) and
+// Check fails (readiness false). While the API server is away the copy
+// keeps answering with what it knew and Revoke fails (503, RFC 7009's
+// "retry later"), so no revocation is acknowledged that is not recorded. A
+// replica cut off from the API server while the others are not keeps
+// answering from its copy, which is then as stale as the partition is
+// long.
+//
+// Pruning. Every replica deletes, at each Prune, the entries whose exp has
+// passed, with the object's UID as a precondition; NotFound and Conflict
+// mean another replica got there first.
+//
+// Volume and limits. Each revocation costs one create, and one delete once
+// the token has expired (other replicas' deletes of the same object are
+// refused without a write), so etcd sees two writes per revocation; a
+// concurrent revocation of one token adds a get. `certbound
+// authorization-server` lets each replica send kubeClientQPS requests a
+// second (bursts of kubeClientBurst), shared between its revocations and
+// its pruning, and every replica issues the expiry deletes. What stops
+// scaling is the number of live objects: every entry is an etcd object of
+// under 1 KiB, listed in full by each replica at start and on every
+// relist, and held in each replica's memory (~1 KiB). Tens of thousands of
+// live revocations are fine. A revocation storm of 100 a second with
+// 10-minute tokens keeps 60,000 objects alive — workable, at the edge of
+// what one namespace of ConfigMaps should carry; past the
+// DefaultKubeRevocationMaxEntries bound Revoke answers
+// ErrRevocationStoreFull. Deployments that expect more should shorten the
+// token lifetime or use the --state-dir store.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+const (
+	// RevocationOfLabel names, on a revocation ConfigMap, the
+	// AuthorizationServer whose token it revokes.
+	RevocationOfLabel = "oauth.certbound.io/revocation-of"
+	// RevocationJTIKey and RevocationExpiryKey are the ConfigMap data keys
+	// of the token's jti and exp (Unix seconds).
+	RevocationJTIKey    = "jti"
+	RevocationExpiryKey = "exp"
+
+	// DefaultKubeRevocationMaxEntries bounds the in-cluster store unless
+	// configured otherwise: a sustained 160 revocations a second at the
+	// default token lifetime.
+	DefaultKubeRevocationMaxEntries = 100_000
+
+	// kubeRequestTimeout bounds one create or delete.
+	kubeRequestTimeout = 10 * time.Second
+)
+
+// errRevocationsNotSynced is returned until the first list has completed.
+var errRevocationsNotSynced = errors.New("revocation store: revocation ConfigMaps not listed yet")
+
+// KubeRevocationStore is a RevocationStore of ConfigMaps shared by the
+// replicas of one authorization server. Call Run to start it.
+type KubeRevocationStore struct {
+	client    kubernetes.Interface
+	namespace string
+	asName    string
+	max       int
+	log       *slog.Logger
+	factory   informers.SharedInformerFactory
+	lister    listerscorev1.ConfigMapNamespaceLister
+	synced    cache.InformerSynced
+	// entries follows the informer's adds and deletes: the size the
+	// max bound is checked against.
+	entries atomic.Int64
+}
+
+// NewKubeRevocationStore keeps the revocations of the authorization server
+// named asName in namespace; max bounds the live entries (zero:
+// DefaultKubeRevocationMaxEntries).
+func NewKubeRevocationStore(client kubernetes.Interface, namespace, asName string, max int, log *slog.Logger) (*KubeRevocationStore, error) {
+	if namespace == "" || asName == "" {
+		return nil, errors.New("the in-cluster revocation store needs a namespace and an authorization server name")
+	}
+	if max <= 0 {
+		max = DefaultKubeRevocationMaxEntries
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	selector := labels.SelectorFromSet(labels.Set{RevocationOfLabel: asName}).String()
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithNamespace(namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
+	configMaps := factory.Core().V1().ConfigMaps()
+	s := &KubeRevocationStore{
+		client:    client,
+		namespace: namespace,
+		asName:    asName,
+		max:       max,
+		log:       log,
+		factory:   factory,
+		lister:    configMaps.Lister().ConfigMaps(namespace),
+	}
+	counted, err := configMaps.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.entries.Add(1) },
+		DeleteFunc: func(any) { s.entries.Add(-1) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Synced once the first list is cached and counted.
+	s.synced = counted.HasSynced
+	return s, nil
+}
+
+// Run follows the revocation ConfigMaps until ctx is done. It returns an
+// error only if the first list cannot be completed before ctx ends.
+func (s *KubeRevocationStore) Run(ctx context.Context) error {
+	s.factory.Start(ctx.Done())
+	defer s.factory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), s.synced) {
+		return fmt.Errorf("revocation ConfigMaps in namespace %s were never listed: %w", s.namespace, ctx.Err())
+	}
+	s.log.Info("revocation store loaded", "namespace", s.namespace, "entries", s.entries.Load())
+	<-ctx.Done()
+	return nil
+}
+
+// objectName is the ConfigMap of a jti: a DNS label, the same at every
+// replica, distinct between authorization servers sharing a namespace.
+func (s *KubeRevocationStore) objectName(jti string) string {
+	h := sha256.New()
+	h.Write([]byte(s.asName))
+	h.Write([]byte{0})
+	h.Write([]byte(jti))
+	return "revoked-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func (s *KubeRevocationStore) Revoke(ctx context.Context, jti string, exp time.Time) error {
+	if err := validJTI(jti); err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	if !s.synced() {
+		return errRevocationsNotSynced
+	}
+	name := s.objectName(jti)
+	if cm, err := s.lister.Get(name); err == nil && cm.Data[RevocationJTIKey] == jti {
+		return nil
+	}
+	if s.entries.Load() >= int64(s.max) {
+		return ErrRevocationStoreFull
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   name,
+			Labels: map[string]string{RevocationOfLabel: s.asName},
+		},
+		Data: map[string]string{
+			RevocationJTIKey:    jti,
+			RevocationExpiryKey: strconv.FormatInt(exp.Unix(), 10),
+		},
+	}
+	ctx, cancel := context.WithTimeout(ctx, kubeRequestTimeout)
+	defer cancel()
+	configMaps := s.client.CoreV1().ConfigMaps(s.namespace)
+	_, err := configMaps.Create(ctx, cm, metav1.CreateOptions{})
+	if !apierrors.IsAlreadyExists(err) {
+		if err != nil {
+			return fmt.Errorf("revoke: create ConfigMap %s/%s: %w", s.namespace, name, err)
+		}
+		return nil
+	}
+	// Most often another replica revoking the same token a moment
+	// earlier; success only if the object is that revocation, as IsRevoked
+	// will read it.
+	existing, err := configMaps.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("revoke: get ConfigMap %s/%s: %w", s.namespace, name, err)
+	}
+	if existing.Labels[RevocationOfLabel] != s.asName || existing.Data[RevocationJTIKey] != jti {
+		return fmt.Errorf("revoke: ConfigMap %s/%s exists and is not this revocation", s.namespace, name)
+	}
+	return nil
+}
+
+func (s *KubeRevocationStore) IsRevoked(_ context.Context, jti string, _ time.Time) (bool, error) {
+	if !s.synced() {
+		return false, errRevocationsNotSynced
+	}
+	if validJTI(jti) != nil {
+		// Never recorded: Revoke refuses such a jti.
+		return false, nil
+	}
+	cm, err := s.lister.Get(s.objectName(jti))
+	switch {
+	case err == nil:
+		return cm.Data[RevocationJTIKey] == jti, nil
+	case apierrors.IsNotFound(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("revocation store: %w", err)
+	}
+}
+
+// Prune deletes the entries expired at now. Entries without a readable exp
+// are kept and counted: they are not this server's to judge.
+func (s *KubeRevocationStore) Prune(now time.Time) (int, error) {
+	if !s.synced() {
+		return 0, errRevocationsNotSynced
+	}
+	all, err := s.lister.List(labels.Everything())
+	if err != nil {
+		return 0, fmt.Errorf("revocation store: %w", err)
+	}
+	cutoff := now.Unix()
+	left := 0
+	var firstErr error
+	for _, cm := range all {
+		exp, err := strconv.ParseInt(cm.Data[RevocationExpiryKey], 10, 64)
+		if err != nil || exp >= cutoff {
+			left++
+			continue
+		}
+		// After one failure (the API server is most likely away) the rest
+		// waits for the next Prune rather than for a timeout each.
+		if firstErr == nil {
+			firstErr = s.delete(cm)
+			if firstErr == nil {
+				continue
+			}
+		}
+		left++
+	}
+	return left, firstErr
+}
+
+// delete removes one expired entry, unless the object was replaced since
+// it was cached; an object already gone is not an error.
+func (s *KubeRevocationStore) delete(cm *corev1.ConfigMap) error {
+	ctx, cancel := context.WithTimeout(context.Background(), kubeRequestTimeout)
+	defer cancel()
+	uid := cm.UID
+	err := s.client.CoreV1().ConfigMaps(s.namespace).Delete(ctx, cm.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("prune ConfigMap %s/%s: %w", s.namespace, cm.Name, err)
+	}
+	return nil
+}
+
+// Check fails until the first list has completed. Afterwards the store
+// stays ready while the API server is away: the local copy answers.
+func (s *KubeRevocationStore) Check() error {
+	if !s.synced() {
+		return errRevocationsNotSynced
+	}
+	return nil
+}
