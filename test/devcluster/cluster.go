@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -159,7 +160,48 @@ func (c *Cluster) StartOperator() error {
 		close(end)
 	}()
 	c.operator, c.operatorEnd = cmd, end
-	return nil
+	return c.waitForOperator(probePort)
+}
+
+// waitForOperator waits until the operator is ready and its webhook server
+// accepts connections, so that nothing applied next meets a webhook that
+// is not there yet. If the operator exits first (a port in use, a bad
+// flag), the error carries the end of its log.
+func (c *Cluster) waitForOperator(probePort int) error {
+	webhook := net.JoinHostPort(c.Env.Webhook.LocalServingHost, strconv.Itoa(c.Env.Webhook.LocalServingPort))
+	ready := "http://127.0.0.1:" + strconv.Itoa(probePort) + "/readyz"
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-c.operatorEnd:
+			c.operator = nil
+			return fmt.Errorf("the operator exited during start-up; its log ends:\n%s", tail(c.OperatorLog(), 20))
+		case <-time.After(200 * time.Millisecond):
+		}
+		resp, err := http.Get(ready)
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			continue
+		}
+		if conn, err := net.DialTimeout("tcp", webhook, time.Second); err == nil {
+			conn.Close()
+			return nil
+		}
+	}
+	return fmt.Errorf("the operator was not ready after 60 s; its log ends:\n%s", tail(c.OperatorLog(), 20))
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // OperatorPID is the operator's process id (0 when it is not running).

@@ -508,12 +508,7 @@ func (r *PodRunner) LastLogLines(namespace, name string, n int) string {
 	if p == nil {
 		return "(no local pod)"
 	}
-	data, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+	return tail(p.logPath, n)
 }
 
 func appendLog(path, line string) {

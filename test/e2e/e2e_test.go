@@ -8,9 +8,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -430,4 +432,23 @@ func TestRevocationIsSharedAndSurvivesRestarts(t *testing.T) {
 		status, body := postForm(ctx, t, other, "/introspect", url.Values{"client_id": {other.ClientID}, "token": {token}})
 		return status == http.StatusOK && body == `{"active":false}`, fmt.Sprintf("%d %s", status, body)
 	})
+}
+
+// TestAPortInUseIsReported: when the operator cannot bind its webhook port,
+// starting it fails with the operator's own words, not a hang; it starts
+// again once the port is free.
+func TestAPortInUseIsReported(t *testing.T) {
+	cluster.StopOperator(false)
+	squatter, err := net.Listen("tcp", net.JoinHostPort(cluster.Env.Webhook.LocalServingHost, strconv.Itoa(cluster.Env.Webhook.LocalServingPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cluster.StartOperator()
+	squatter.Close()
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("starting the operator with its webhook port taken: %v, want the bind error", err)
+	}
+	if err := cluster.StartOperator(); err != nil {
+		t.Fatalf("the operator does not start once the port is free: %v", err)
+	}
 }
