@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -55,13 +56,10 @@ const indexAuthorizationServer = "spec.authorizationServerRef"
 // $(cat token_endpoint) with tls.crt/tls.key as its client certificate,
 // trusting ca.crt.
 type OAuthClientReconciler struct {
-	Client client.Client
-	// APIReader reads registrations uncached, so two clients racing for one
-	// subject value see each other.
-	APIReader client.Reader
-	Scheme    *runtime.Scheme
-	Recorder  events.EventRecorder
-	Clock     clock.PassiveClock
+	Client   client.Client
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
 
 	applier *applier
 }
@@ -84,12 +82,20 @@ func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Secret{}, indexRegistrationValues, registrationIndexValues); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&oauthv1alpha1.OAuthClient{}).
 		Owns(&cmapi.Certificate{}).
 		Owns(&cmapi.Issuer{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToClients)).
-		Watches(&oauthv1alpha1.AuthorizationServer{}, handler.EnqueueRequestsFromMapFunc(r.serverToClients)).
+		// Only what clients read from their server re-reconciles them: its
+		// spec and its issuer and endpoints, not every status update (the
+		// registered-client count changes with each registration, and
+		// re-reconciling every client on each would be quadratic).
+		Watches(&oauthv1alpha1.AuthorizationServer{}, handler.EnqueueRequestsFromMapFunc(r.serverToClients),
+			builder.WithPredicates(serverChangedForClients)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceToClients)).
 		Named("oauthclient").
 		Complete(r)
@@ -300,23 +306,36 @@ func (r *OAuthClientReconciler) reconcileNormal(ctx context.Context, s *clientSc
 // checkUnique lists the server's registrations (uncached) and applies
 // SubjectUnique. It returns this client's own registration when it has one.
 func (r *OAuthClientReconciler) checkUnique(ctx context.Context, s *clientScope) (conditionResult, *registeredClient, error) {
-	var list corev1.SecretList
-	if err := r.APIReader.List(ctx, &list, client.InNamespace(s.server.Namespace), client.MatchingLabels{LabelAuthorizationServer: s.server.Name}); err != nil {
-		return conditionResult{}, nil, err
-	}
 	holder := s.client.Namespace + "/" + s.client.Name
 	ours := registeredClient{Holder: holder, ClientID: s.clientID, SecretName: s.regKey.Name}
 	if methodOf(s.client) == oauthv1alpha1.TLSClientAuth {
 		subject, _ := subjectOf(s.client.Spec.Subject)
 		ours.SubjectKey, _ = subjectKey(subject)
 	}
+	// Only registrations that share our client_id or subject value can
+	// conflict: the index finds them without reading every registration of
+	// the server on every reconcile. The cache may not yet hold a rival
+	// registered a moment ago; both registrations then exist briefly, the
+	// authorization server serves only the older one, and the Secret watch
+	// brings the younger client back here to lose (SubjectUnique orders by
+	// creation).
+	server := s.server.Namespace + "/" + s.server.Name
+	lookups := []string{registrationIndexValue(server, "id", ours.ClientID)}
+	if ours.SubjectKey != "" {
+		lookups = append(lookups, registrationIndexValue(server, "subject", ours.SubjectKey))
+	}
+	seen := map[string]bool{}
 	var own *registeredClient
-	others := make([]registeredClient, 0, len(list.Items))
-	for _, sec := range list.Items {
+	var others []registeredClient
+	consider := func(sec *corev1.Secret) {
+		if seen[sec.Name] {
+			return
+		}
+		seen[sec.Name] = true
 		reg, err := parseRegistration(sec.Data[RegistrationKey])
 		if err != nil {
 			log.FromContext(ctx).Info("ignoring an unreadable registration", "secret", sec.Namespace+"/"+sec.Name, "error", err.Error())
-			continue
+			return
 		}
 		reg.Holder = sec.Labels[LabelClientNamespace] + "/" + sec.Labels[LabelClientName]
 		reg.Created = sec.CreationTimestamp.Time
@@ -324,9 +343,25 @@ func (r *OAuthClientReconciler) checkUnique(ctx context.Context, s *clientScope)
 		if sec.Name == s.regKey.Name && reg.Holder == holder {
 			ours.Created = reg.Created
 			own = &reg
-			continue
+			return
 		}
 		others = append(others, reg)
+	}
+	for _, value := range lookups {
+		var list corev1.SecretList
+		if err := r.Client.List(ctx, &list, client.InNamespace(s.server.Namespace), client.MatchingFields{indexRegistrationValues: value}); err != nil {
+			return conditionResult{}, nil, err
+		}
+		for i := range list.Items {
+			consider(&list.Items[i])
+		}
+	}
+	var mine corev1.Secret
+	switch err := r.Client.Get(ctx, s.regKey, &mine); {
+	case err == nil:
+		consider(&mine)
+	case !apierrors.IsNotFound(err):
+		return conditionResult{}, nil, err
 	}
 	return SubjectUnique(ours, others), own, nil
 }

@@ -25,6 +25,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
 	"github.com/certbound/certbound/asruntime/certbinding"
@@ -559,6 +562,49 @@ func parseRegistration(data []byte) (registeredClient, error) {
 		}
 	}
 	return out, nil
+}
+
+// indexRegistrationValues indexes registration Secrets by the values that
+// must be unique per server: "<server ns>/<server>|id|<client_id>" and
+// "<server ns>/<server>|subject|<canonical subject>".
+const indexRegistrationValues = "oauth.certbound.io/registration-values"
+
+func registrationIndexValue(server, kind, value string) string {
+	return server + "|" + kind + "|" + value
+}
+
+// registrationIndexValues computes the index entries of a registration
+// Secret (none for any other Secret).
+func registrationIndexValues(o client.Object) []string {
+	sec, ok := o.(*corev1.Secret)
+	if !ok || sec.Labels[LabelAuthorizationServer] == "" {
+		return nil
+	}
+	reg, err := parseRegistration(sec.Data[RegistrationKey])
+	if err != nil {
+		return nil
+	}
+	server := sec.Namespace + "/" + sec.Labels[LabelAuthorizationServer]
+	values := []string{registrationIndexValue(server, "id", reg.ClientID)}
+	if reg.SubjectKey != "" {
+		values = append(values, registrationIndexValue(server, "subject", reg.SubjectKey))
+	}
+	return values
+}
+
+// serverChangedForClients passes the AuthorizationServer events its clients
+// depend on: creation, deletion, a spec change, or a new issuer or
+// endpoints.
+var serverChangedForClients = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		before, okBefore := e.ObjectOld.(*oauthv1alpha1.AuthorizationServer)
+		after, okAfter := e.ObjectNew.(*oauthv1alpha1.AuthorizationServer)
+		if !okBefore || !okAfter {
+			return true
+		}
+		return before.Generation != after.Generation || before.Status.Issuer != after.Status.Issuer ||
+			before.Status.Endpoints != after.Status.Endpoints
+	},
 }
 
 // SubjectUnique refuses a client whose client_id or subject value another

@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
 )
@@ -522,6 +524,74 @@ func TestIsSubset(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if got := isSubset(tc.want, tc.have); got != tc.ok {
 				t.Errorf("got %v, want %v", got, tc.ok)
+			}
+		})
+	}
+}
+
+func TestRegistrationIndexValues(t *testing.T) {
+	registration := func(labels map[string]string, doc string) *corev1.Secret {
+		return &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "r", Labels: labels},
+			Data:       map[string][]byte{RegistrationKey: []byte(doc)},
+		}
+	}
+	label := map[string]string{LabelAuthorizationServer: "payments"}
+	cases := map[string]struct {
+		secret *corev1.Secret
+		want   []string
+	}{
+		"a PKI registration is indexed by client_id and canonical subject": {
+			registration(label, `{"client_id":"auth.a","tls_client_auth_subject_dn":"CN=Billing,  O=ACME"}`),
+			[]string{"auth/payments|id|auth.a", "auth/payments|subject|" + mustSubjectKey(t, clientSubject{memberSubjectDN, "CN=billing,O=acme"})},
+		},
+		"a self-signed registration only by client_id": {
+			registration(label, `{"client_id":"auth.b","token_endpoint_auth_method":"self_signed_tls_client_auth"}`),
+			[]string{"auth/payments|id|auth.b"},
+		},
+		"a Secret without the server label is not indexed": {registration(nil, `{"client_id":"auth.c"}`), nil},
+		"an unreadable registration is not indexed":        {registration(label, `{"client_id":`), nil},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := registrationIndexValues(tc.secret); !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func mustSubjectKey(t *testing.T, s clientSubject) string {
+	t.Helper()
+	k, err := subjectKey(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestServerChangesThatReachClients(t *testing.T) {
+	base := server(nil)
+	base.Generation = 1
+	base.Status.Issuer = "https://payments.auth.svc"
+	cases := map[string]struct {
+		change func(*oauthv1alpha1.AuthorizationServer)
+		want   bool
+	}{
+		"a spec change":                     {func(as *oauthv1alpha1.AuthorizationServer) { as.Generation = 2 }, true},
+		"a new issuer":                      {func(as *oauthv1alpha1.AuthorizationServer) { as.Status.Issuer = "https://other" }, true},
+		"new endpoints":                     {func(as *oauthv1alpha1.AuthorizationServer) { as.Status.Endpoints.MTLSToken = "https://x:9443/token" }, true},
+		"a new count of registered clients": {func(as *oauthv1alpha1.AuthorizationServer) { as.Status.RegisteredClients = 7 }, false},
+		"a condition change": {func(as *oauthv1alpha1.AuthorizationServer) {
+			as.Status.Conditions = []metav1.Condition{{Type: "Ready"}}
+		}, false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			after := base.DeepCopy()
+			tc.change(after)
+			if got := serverChangedForClients.Update(event.UpdateEvent{ObjectOld: base, ObjectNew: after}); got != tc.want {
+				t.Errorf("passes = %v, want %v", got, tc.want)
 			}
 		})
 	}
