@@ -269,16 +269,25 @@ func (r *OAuthClientReconciler) reconcileNormal(ctx context.Context, s *clientSc
 		s.registered = existing.Certificates
 	}
 
-	// Certificate.
-	certResult, err := r.reconcileCertificate(ctx, s)
-	if err != nil {
-		var nc *NotControlledError
-		if !errors.As(err, &nc) {
+	// Certificate: none when the client manages its own keys (a spec that
+	// switched to them leaves nothing of ours issued).
+	if clientManagesKeys(oc) {
+		s.registered = nil
+		if err := r.deleteIssuance(ctx, oc); err != nil {
 			return ctrl.Result{}, err
 		}
-		certResult = falseResult(ReasonNotControlled, err.Error())
+		s.conds.set(oauthv1alpha1.ConditionCertificateReady, ClientKeysReady(oc))
+	} else {
+		certResult, err := r.reconcileCertificate(ctx, s)
+		if err != nil {
+			var nc *NotControlledError
+			if !errors.As(err, &nc) {
+				return ctrl.Result{}, err
+			}
+			certResult = falseResult(ReasonNotControlled, err.Error())
+		}
+		s.conds.set(oauthv1alpha1.ConditionCertificateReady, certResult)
 	}
-	s.conds.set(oauthv1alpha1.ConditionCertificateReady, certResult)
 
 	// Registration.
 	if err := r.reconcileRegistration(ctx, s); err != nil {
@@ -292,7 +301,11 @@ func (r *OAuthClientReconciler) reconcileNormal(ctx context.Context, s *clientSc
 	}
 	s.status.ConfigSecretName = ConfigSecretName(oc.Name)
 
-	s.conds.summarize(ReasonReady, "the workload can get certificate-bound tokens with Secrets "+CertificateSecretName(oc.Name, oc.Spec.Certificate.SecretName)+" and "+ConfigSecretName(oc.Name),
+	readyMsg := "the workload can get certificate-bound tokens with Secrets " + CertificateSecretName(oc.Name, oc.Spec.Certificate.SecretName) + " and " + ConfigSecretName(oc.Name)
+	if clientManagesKeys(oc) {
+		readyMsg = "the workload can get certificate-bound tokens with its own certificate and Secret " + ConfigSecretName(oc.Name)
+	}
+	s.conds.summarize(ReasonReady, readyMsg,
 		oauthv1alpha1.ConditionAccepted, oauthv1alpha1.ConditionCertificateReady, oauthv1alpha1.ConditionRegistered)
 	if ready := s.conds.get(oauthv1alpha1.ConditionReady); ready.Status == metav1.ConditionTrue && !caReady {
 		s.conds.set(oauthv1alpha1.ConditionReady, falseResult(ReasonServerCANotReady, fmt.Sprintf("the serving certificate of AuthorizationServer %s/%s has no ca.crt yet", as.Namespace, as.Name)))
@@ -417,7 +430,7 @@ func (r *OAuthClientReconciler) reconcileCertificate(ctx context.Context, s *cli
 func (r *OAuthClientReconciler) reconcileRegistration(ctx context.Context, s *clientScope) error {
 	oc := s.client
 	var certs []*x509.Certificate
-	if methodOf(oc) == oauthv1alpha1.SelfSignedTLSClientAuth {
+	if methodOf(oc) == oauthv1alpha1.SelfSignedTLSClientAuth && !clientManagesKeys(oc) {
 		if s.leaf == nil {
 			if len(s.registered) == 0 {
 				s.conds.set(oauthv1alpha1.ConditionRegistered, falseResult(ReasonWaitingForCertificate, "a self-signed client is registered once its certificate is issued"))

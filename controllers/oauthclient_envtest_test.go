@@ -2,10 +2,15 @@ package controllers_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"sort"
 	"strings"
 	"testing"
@@ -325,6 +330,123 @@ func TestDeletingAClientRemovesItsRegistrationAndEverythingIssued(t *testing.T) 
 		}
 		return nil
 	})
+}
+
+func TestSelfSignedClientSwitchedToItsOwnJWKSGetsNoCertificate(t *testing.T) {
+	const ns, name = "ownkeys", "byok"
+	ctx := context.Background()
+	createNamespace(t, ns, true)
+	mustCreate(t, newClient(ns, name, func(c *oauthv1alpha1.OAuthClient) {
+		c.Spec.AuthenticationMethod = oauthv1alpha1.SelfSignedTLSClientAuth
+	}))
+	waitForClientCondition(t, ns, name, oauthv1alpha1.ConditionCertificateReady, metav1.ConditionTrue, controllers.ReasonIssued)
+
+	// The workload brings its own key and self-signed certificate.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "byok"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "byok-1", Use: "sig", Certificates: []*x509.Certificate{own}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The CRD's CEL rules refuse keys on a PKI client and both forms at once.
+	for _, bad := range []struct {
+		name, message string
+		mutate        func(*oauthv1alpha1.OAuthClient)
+	}{
+		{"pki-keys", "jwksURI is only allowed with authenticationMethod self_signed_tls_client_auth", func(c *oauthv1alpha1.OAuthClient) {
+			c.Spec.Subject = &oauthv1alpha1.ClientSubject{DN: "CN=pki-keys"}
+			c.Spec.JWKSURI = "https://keys.example/jwks.json"
+		}},
+		{"both-keys", "give at most one of jwks and jwksURI", func(c *oauthv1alpha1.OAuthClient) {
+			c.Spec.AuthenticationMethod = oauthv1alpha1.SelfSignedTLSClientAuth
+			c.Spec.JWKS = string(jwks)
+			c.Spec.JWKSURI = "https://keys.example/jwks.json"
+		}},
+	} {
+		err := env.Client.Create(ctx, newClient(ns, bad.name, bad.mutate))
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), bad.message) {
+			t.Errorf("create %s: got %v, want Invalid saying %q", bad.name, err, bad.message)
+		}
+	}
+
+	oc := getClient(t, ns, name)
+	patch := client.MergeFrom(oc.DeepCopy())
+	oc.Spec.JWKS = string(jwks)
+	if err := env.Client.Patch(ctx, oc, patch); err != nil {
+		t.Fatal(err)
+	}
+
+	oc = waitForClientCondition(t, ns, name, oauthv1alpha1.ConditionCertificateReady, metav1.ConditionTrue, controllers.ReasonClientManagedKeys)
+	if c := findCondition(oc.Status.Conditions, oauthv1alpha1.ConditionCertificateReady); !strings.Contains(c.Message, "supplies its own certificate") {
+		t.Errorf("CertificateReady message %q does not say the client supplies its own certificate", c.Message)
+	}
+	eventually(t, "the client is Ready with its own keys registered", func() error {
+		oc = getClient(t, ns, name)
+		if c := findCondition(oc.Status.Conditions, oauthv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != oc.Generation {
+			return errorf("Ready = %+v", c)
+		}
+		var reg corev1.Secret
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: authNS, Name: controllers.RegistrationSecretName(ns, name)}, &reg); err != nil {
+			return err
+		}
+		parsed, err := asruntime.ParseClient(reg.Data["client.json"])
+		if err != nil {
+			return errorf("asruntime refuses the registration: %v", err)
+		}
+		if string(parsed.AuthMethod) != "self_signed_tls_client_auth" {
+			return errorf("asruntime reads method %q", parsed.AuthMethod)
+		}
+		var doc struct {
+			JWKS jose.JSONWebKeySet `json:"jwks"`
+		}
+		if err := json.Unmarshal(reg.Data["client.json"], &doc); err != nil {
+			return err
+		}
+		if len(doc.JWKS.Keys) != 1 || doc.JWKS.Keys[0].KeyID != "byok-1" || !doc.JWKS.Keys[0].Certificates[0].Equal(own) {
+			return errorf("registration jwks is not the given set: %s", reg.Data["client.json"])
+		}
+		return nil
+	})
+	if oc.Status.Certificate != nil {
+		t.Errorf("status.certificate = %+v, want none: the operator holds no certificate of this client", oc.Status.Certificate)
+	}
+	// Nothing the operator issued is left.
+	eventually(t, "the operator's certificate machinery is gone", func() error {
+		for _, o := range []struct {
+			obj  client.Object
+			name string
+		}{
+			{&cmapi.Certificate{}, name},
+			{&cmapi.Issuer{}, name + "-selfsigned"},
+			{&corev1.Secret{}, name + "-mtls"},
+		} {
+			if err := absent(o.obj, ns, o.name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// The client-config Secret is still written.
+	cfg := mustSecret(t, ns, name+"-oauth-config")
+	for _, k := range []string{"client_id", "issuer", "token_endpoint", "ca.crt"} {
+		if len(cfg.Data[k]) == 0 {
+			t.Errorf("config Secret lacks %s", k)
+		}
+	}
+	if string(cfg.Data["client_id"]) != ns+"."+name {
+		t.Errorf("config client_id = %q", cfg.Data["client_id"])
+	}
 }
 
 func TestInvalidDNIsRefusedWithACondition(t *testing.T) {

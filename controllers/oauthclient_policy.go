@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -56,8 +57,12 @@ const (
 	ReasonSubjectConflict       = "SubjectConflict"
 	ReasonClientIDConflict      = "ClientIDConflict"
 	ReasonWaitingForCertificate = "WaitingForCertificate"
-	ReasonServerCANotReady      = "ServerCANotReady"
-	ReasonReady                 = "Ready"
+	// ReasonClientManagedKeys: a self-signed client gives its keys in
+	// spec.jwks or spec.jwksURI and brings its own certificate; the
+	// operator issues none.
+	ReasonClientManagedKeys = "ClientManagedKeys"
+	ReasonServerCANotReady  = "ServerCANotReady"
+	ReasonReady             = "Ready"
 )
 
 // Registration member names of the subject values (RFC 8705 §2.1.2).
@@ -238,6 +243,38 @@ func methodOf(c *oauthv1alpha1.OAuthClient) oauthv1alpha1.AuthenticationMethod {
 		return oauthv1alpha1.TLSClientAuth
 	}
 	return c.Spec.AuthenticationMethod
+}
+
+// clientManagesKeys reports whether a self-signed client supplies its own
+// keys (spec.jwks or spec.jwksURI): the operator then issues no
+// certificate and registers the keys as given.
+func clientManagesKeys(c *oauthv1alpha1.OAuthClient) bool {
+	return methodOf(c) == oauthv1alpha1.SelfSignedTLSClientAuth && (c.Spec.JWKS != "" || c.Spec.JWKSURI != "")
+}
+
+// ClientKeysReady is the CertificateReady condition of a client that
+// manages its own keys. The operator holds no certificate of it: the
+// workload brings its own, and what it can check (the jwks parses and every
+// key carries its certificate) the admission rules have checked.
+func ClientKeysReady(c *oauthv1alpha1.OAuthClient) conditionResult {
+	if c.Spec.JWKSURI != "" {
+		return trueResult(ReasonClientManagedKeys, fmt.Sprintf("the client supplies its own certificate: the authorization server fetches its keys from spec.jwksURI %s; the operator issues none", c.Spec.JWKSURI))
+	}
+	set, err := clientKeySet(c)
+	if err != nil {
+		return falseResult(ReasonInvalidSpec, err.Error())
+	}
+	return trueResult(ReasonClientManagedKeys, fmt.Sprintf("the client supplies its own certificate: spec.jwks registers %d key(s); the operator issues none", len(set.Keys)))
+}
+
+// clientKeySet parses spec.jwks with the admission rules. Expiry warnings
+// are the webhook's to give, so no time is passed.
+func clientKeySet(c *oauthv1alpha1.OAuthClient) (*jose.JSONWebKeySet, error) {
+	set, _, errs := webhook.ParseClientJWKS(c.Spec.JWKS, time.Time{}, field.NewPath("spec", "jwks"))
+	if len(errs) > 0 {
+		return nil, errs.ToAggregate()
+	}
+	return set, nil
 }
 
 // certificateIssuer picks the issuer of a client's certificate: the
@@ -462,11 +499,14 @@ type registration struct {
 	SANIP                   *string             `json:"tls_client_auth_san_ip,omitempty"`
 	SANEmail                *string             `json:"tls_client_auth_san_email,omitempty"`
 	JWKS                    *jose.JSONWebKeySet `json:"jwks,omitempty"`
+	JWKSURI                 string              `json:"jwks_uri,omitempty"`
 	BoundAccessTokens       bool                `json:"tls_client_certificate_bound_access_tokens"`
 }
 
 // registrationDocument renders the registration of a client. certs are the
-// self-signed certificates to register (ignored for tls_client_auth).
+// self-signed certificates to register (ignored for tls_client_auth and for
+// a client that manages its own keys, whose spec.jwks is registered
+// re-serialised from the parsed set, or spec.jwksURI as jwks_uri).
 func registrationDocument(c *oauthv1alpha1.OAuthClient, certs []*x509.Certificate) ([]byte, error) {
 	r := registration{
 		ClientID:                ClientID(c.Namespace, c.Name),
@@ -501,6 +541,18 @@ func registrationDocument(c *oauthv1alpha1.OAuthClient, certs []*x509.Certificat
 			r.SANEmail = &v
 		}
 	case oauthv1alpha1.SelfSignedTLSClientAuth:
+		if c.Spec.JWKSURI != "" {
+			r.JWKSURI = c.Spec.JWKSURI
+			break
+		}
+		if c.Spec.JWKS != "" {
+			set, err := clientKeySet(c)
+			if err != nil {
+				return nil, err
+			}
+			r.JWKS = set
+			break
+		}
 		if len(certs) == 0 {
 			return nil, errors.New("a self-signed client needs a certificate to register")
 		}

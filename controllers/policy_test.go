@@ -596,3 +596,128 @@ func TestServerChangesThatReachClients(t *testing.T) {
 		})
 	}
 }
+
+// userKeySet is a JWK Set document of one P-256 key with its self-signed
+// certificate, as a user gives it in spec.jwks.
+func userKeySet(t *testing.T) (string, *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "own"}, NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "own", Use: "sig", Certificates: []*x509.Certificate{cert}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(doc), cert
+}
+
+func TestClientManagedKeys(t *testing.T) {
+	jwks, _ := userKeySet(t)
+	selfSignedWith := func(mutate func(*oauthv1alpha1.OAuthClient)) *oauthv1alpha1.OAuthClient {
+		return oauthClient("b", func(c *oauthv1alpha1.OAuthClient) {
+			c.Spec.AuthenticationMethod = oauthv1alpha1.SelfSignedTLSClientAuth
+			c.Spec.Subject = nil
+			mutate(c)
+		})
+	}
+	cases := map[string]struct {
+		client  *oauthv1alpha1.OAuthClient
+		manages bool
+		status  metav1.ConditionStatus
+		reason  string
+		message string
+	}{
+		"a self-signed client with jwks brings its own certificate": {
+			client: selfSignedWith(func(c *oauthv1alpha1.OAuthClient) { c.Spec.JWKS = jwks }), manages: true,
+			status: metav1.ConditionTrue, reason: ReasonClientManagedKeys, message: "spec.jwks registers 1 key(s)",
+		},
+		"a self-signed client with jwksURI brings its own certificate": {
+			client: selfSignedWith(func(c *oauthv1alpha1.OAuthClient) { c.Spec.JWKSURI = "https://keys.example/jwks.json" }), manages: true,
+			status: metav1.ConditionTrue, reason: ReasonClientManagedKeys, message: "from spec.jwksURI https://keys.example/jwks.json",
+		},
+		"an invalid jwks is not ready": {
+			client: selfSignedWith(func(c *oauthv1alpha1.OAuthClient) { c.Spec.JWKS = `{"keys":[]}` }), manages: true,
+			status: metav1.ConditionFalse, reason: ReasonInvalidSpec, message: "no keys",
+		},
+		"a self-signed client without keys gets an issued certificate": {
+			client: selfSignedWith(func(*oauthv1alpha1.OAuthClient) {}), manages: false,
+		},
+		"a tls_client_auth client never manages keys": {
+			client: oauthClient("b", func(c *oauthv1alpha1.OAuthClient) { c.Spec.JWKS = jwks }), manages: false,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := clientManagesKeys(tc.client); got != tc.manages {
+				t.Fatalf("clientManagesKeys = %v, want %v", got, tc.manages)
+			}
+			if !tc.manages {
+				return
+			}
+			got := ClientKeysReady(tc.client)
+			if got.Status != tc.status || got.Reason != tc.reason || !strings.Contains(got.Message, tc.message) {
+				t.Errorf("got %s/%s %q, want %s/%s containing %q", got.Status, got.Reason, got.Message, tc.status, tc.reason, tc.message)
+			}
+			if tc.status == metav1.ConditionTrue && !strings.Contains(got.Message, "supplies its own certificate") {
+				t.Errorf("message %q does not say the client supplies its own certificate", got.Message)
+			}
+		})
+	}
+}
+
+func TestRegistrationDocumentOfClientManagedKeys(t *testing.T) {
+	jwks, cert := userKeySet(t)
+	operatorIssued := selfSigned(t, &x509.Certificate{Subject: pkix.Name{CommonName: "issued"}, NotBefore: t0, NotAfter: t0.Add(time.Hour)})
+	cases := map[string]struct {
+		mutate   func(*oauthv1alpha1.OAuthClient)
+		wantJWKS bool
+		wantURI  string
+	}{
+		"jwks is registered as given":       {mutate: func(c *oauthv1alpha1.OAuthClient) { c.Spec.JWKS = jwks }, wantJWKS: true},
+		"jwksURI is registered as jwks_uri": {mutate: func(c *oauthv1alpha1.OAuthClient) { c.Spec.JWKSURI = "https://keys.example/jwks.json" }, wantURI: "https://keys.example/jwks.json"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := oauthClient("b", func(c *oauthv1alpha1.OAuthClient) {
+				c.Spec.AuthenticationMethod = oauthv1alpha1.SelfSignedTLSClientAuth
+				c.Spec.Subject = nil
+				tc.mutate(c)
+			})
+			// An operator-issued certificate left from before the switch is
+			// not registered.
+			doc, err := registrationDocument(c, []*x509.Certificate{operatorIssued})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var reg struct {
+				JWKS    *jose.JSONWebKeySet `json:"jwks"`
+				JWKSURI string              `json:"jwks_uri"`
+			}
+			if err := json.Unmarshal(doc, &reg); err != nil {
+				t.Fatal(err)
+			}
+			if reg.JWKSURI != tc.wantURI {
+				t.Errorf("jwks_uri = %q, want %q", reg.JWKSURI, tc.wantURI)
+			}
+			if !tc.wantJWKS {
+				if reg.JWKS != nil {
+					t.Errorf("a jwks_uri registration also carries jwks: %s", doc)
+				}
+				return
+			}
+			if reg.JWKS == nil || len(reg.JWKS.Keys) != 1 || reg.JWKS.Keys[0].KeyID != "own" || !reg.JWKS.Keys[0].Certificates[0].Equal(cert) {
+				t.Errorf("jwks of the registration is not the given set: %s", doc)
+			}
+		})
+	}
+}

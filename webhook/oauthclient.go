@@ -44,13 +44,22 @@ func ValidateOAuthClient(obj, old *v1alpha1.OAuthClient) (warnings []string, err
 	switch method {
 	case v1alpha1.TLSClientAuth:
 		errs = append(errs, validateSubject(obj.Spec.Subject, spec.Child("subject"))...)
+		if obj.Spec.JWKS != "" {
+			errs = append(errs, field.Forbidden(spec.Child("jwks"), "a tls_client_auth client is registered by its subject, not keys: remove spec.jwks, or use authenticationMethod self_signed_tls_client_auth"))
+		}
+		if obj.Spec.JWKSURI != "" {
+			errs = append(errs, field.Forbidden(spec.Child("jwksURI"), "a tls_client_auth client is registered by its subject, not keys: remove spec.jwksURI, or use authenticationMethod self_signed_tls_client_auth"))
+		}
 	case v1alpha1.SelfSignedTLSClientAuth:
 		if obj.Spec.Subject != nil {
 			errs = append(errs, field.Forbidden(spec.Child("subject"), "a self_signed_tls_client_auth client is registered by its certificate, not a subject (RFC 8705 §2.2): remove spec.subject, or use authenticationMethod tls_client_auth"))
 		}
 		if obj.Spec.Certificate.IssuerRef != nil {
-			warnings = append(warnings, "spec.certificate.issuerRef is ignored for a self_signed_tls_client_auth client: the operator issues a self-signed certificate; remove it or use tls_client_auth")
+			warnings = append(warnings, "spec.certificate.issuerRef is ignored for a self_signed_tls_client_auth client: the operator issues a self-signed certificate or none at all (with jwks or jwksURI); remove it or use tls_client_auth")
 		}
+		w, e := validateClientKeys(obj, spec)
+		warnings = append(warnings, w...)
+		errs = append(errs, e...)
 	default:
 		errs = append(errs, field.NotSupported(spec.Child("authenticationMethod"), string(obj.Spec.AuthenticationMethod), []string{string(v1alpha1.TLSClientAuth), string(v1alpha1.SelfSignedTLSClientAuth)}))
 	}
@@ -68,6 +77,23 @@ func ValidateOAuthClient(obj, old *v1alpha1.OAuthClient) (warnings []string, err
 		w, e := validateOAuthClientUpdate(obj, old)
 		warnings = append(warnings, w...)
 		errs = append(errs, e...)
+	}
+	return warnings, errs
+}
+
+// validateClientKeys checks the keys a self-signed client manages itself:
+// at most one of spec.jwks and spec.jwksURI, each well-formed. With either,
+// the operator issues no certificate, so spec.certificate.issuerRef is moot
+// (warned about above).
+func validateClientKeys(obj *v1alpha1.OAuthClient, spec *field.Path) (warnings []string, errs field.ErrorList) {
+	if obj.Spec.JWKS != "" && obj.Spec.JWKSURI != "" {
+		return nil, field.ErrorList{field.Forbidden(spec.Child("jwksURI"), "give at most one of spec.jwks and spec.jwksURI (RFC 7591 §2 allows one): remove the other")}
+	}
+	if obj.Spec.JWKS != "" {
+		_, warnings, errs = ParseClientJWKS(obj.Spec.JWKS, time.Now(), spec.Child("jwks"))
+	}
+	if obj.Spec.JWKSURI != "" {
+		errs = append(errs, validateJWKSURI(obj.Spec.JWKSURI, spec.Child("jwksURI"))...)
 	}
 	return warnings, errs
 }

@@ -26,6 +26,9 @@ const GrantTypeClientCredentials GrantType = "client_credentials"
 
 // OAuthClientSpec is the desired state of an OAuth client.
 // +kubebuilder:validation:XValidation:rule="self.authenticationMethod == 'tls_client_auth' ? has(self.subject) : !has(self.subject)",message="subject is required for tls_client_auth and not allowed for self_signed_tls_client_auth (the certificate itself is registered)",reason=FieldValueRequired,fieldPath=.subject
+// +kubebuilder:validation:XValidation:rule="!(has(self.jwks) && has(self.jwksURI))",message="give at most one of jwks and jwksURI (RFC 7591 §2 allows one): remove the other",reason=FieldValueForbidden,fieldPath=.jwksURI
+// +kubebuilder:validation:XValidation:rule="!has(self.jwks) || self.authenticationMethod == 'self_signed_tls_client_auth'",message="jwks is only allowed with authenticationMethod self_signed_tls_client_auth (a tls_client_auth client registers a subject): remove jwks or change the method",reason=FieldValueForbidden,fieldPath=.jwks
+// +kubebuilder:validation:XValidation:rule="!has(self.jwksURI) || self.authenticationMethod == 'self_signed_tls_client_auth'",message="jwksURI is only allowed with authenticationMethod self_signed_tls_client_auth (a tls_client_auth client registers a subject): remove jwksURI or change the method",reason=FieldValueForbidden,fieldPath=.jwksURI
 // +kubebuilder:validation:XValidation:rule="self.authenticationMethod == oldSelf.authenticationMethod",message="authenticationMethod cannot change; create a new OAuthClient instead",reason=FieldValueForbidden,fieldPath=.authenticationMethod
 type OAuthClientSpec struct {
 	// authorizationServerRef names the AuthorizationServer this client
@@ -47,6 +50,30 @@ type OAuthClientSpec struct {
 	// certificate that carries exactly this value.
 	// +optional
 	Subject *ClientSubject `json:"subject,omitempty"`
+
+	// jwks is a JWK Set (RFC 7517 §5) JSON document registered as the
+	// client's keys (RFC 7591 jwks) for a self_signed_tls_client_auth
+	// client that manages its own certificates: every key carries x5c
+	// whose first certificate is the self-signed certificate the workload
+	// presents, with the key members matching that certificate's public key
+	// (RFC 7517 §4.7). Only public keys. When jwks or jwksURI is given the
+	// operator issues no certificate and spec.certificate is unused; list
+	// the next certificate beside the current one before rotating.
+	// Not allowed with jwksURI or with tls_client_auth.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=65536
+	JWKS string `json:"jwks,omitempty"`
+
+	// jwksURI is an https URL (RFC 7591 jwks_uri) where the authorization
+	// server fetches the JWK Set of a self_signed_tls_client_auth client
+	// that manages its own certificates; the keys carry x5c as for jwks.
+	// The operator then issues no certificate. Not allowed with jwks or
+	// with tls_client_auth.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	JWKSURI string `json:"jwksURI,omitempty"`
 
 	// certificate configures the client certificate the operator requests
 	// from cert-manager.
