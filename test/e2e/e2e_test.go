@@ -74,6 +74,20 @@ func workload(ctx context.Context, t *testing.T, name string) *devcluster.Worklo
 	return w
 }
 
+// pkiClient is a tls_client_auth OAuthClient of the sample server
+// auth/payments registered by subject.
+func pkiClient(name string, subject oauthv1alpha1.ClientSubject) *oauthv1alpha1.OAuthClient {
+	return &oauthv1alpha1.OAuthClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: name},
+		Spec: oauthv1alpha1.OAuthClientSpec{
+			AuthorizationServerRef: oauthv1alpha1.AuthorizationServerReference{Name: "payments"},
+			AuthenticationMethod:   oauthv1alpha1.TLSClientAuth,
+			Subject:                &subject,
+			Scopes:                 []string{"payments.read"},
+		},
+	}
+}
+
 // eventually polls cond until it holds or the deadline passes.
 func eventually(ctx context.Context, t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
@@ -108,14 +122,8 @@ func TestDemoStory(t *testing.T) {
 func TestAFailedWaitSaysWhy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	oc := &oauthv1alpha1.OAuthClient{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "orphan"},
-		Spec: oauthv1alpha1.OAuthClientSpec{
-			AuthorizationServerRef: oauthv1alpha1.AuthorizationServerReference{Name: "does-not-exist"},
-			AuthenticationMethod:   oauthv1alpha1.TLSClientAuth,
-			Subject:                &oauthv1alpha1.ClientSubject{DNSName: "orphan.auth.svc"},
-		},
-	}
+	oc := pkiClient("orphan", oauthv1alpha1.ClientSubject{DNSName: "orphan.auth.svc"})
+	oc.Spec.AuthorizationServerRef.Name = "does-not-exist"
 	if err := cluster.Env.CreateNamespace(ctx, "auth"); err != nil {
 		t.Fatal(err)
 	}
@@ -161,15 +169,7 @@ func TestDeletingAClientRevokesItsAccess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := cluster.Env.Client
-	oc := &oauthv1alpha1.OAuthClient{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "short-lived"},
-		Spec: oauthv1alpha1.OAuthClientSpec{
-			AuthorizationServerRef: oauthv1alpha1.AuthorizationServerReference{Name: "payments"},
-			AuthenticationMethod:   oauthv1alpha1.TLSClientAuth,
-			Subject:                &oauthv1alpha1.ClientSubject{DNSName: "short-lived.auth.svc"},
-			Scopes:                 []string{"payments.read"},
-		},
-	}
+	oc := pkiClient("short-lived", oauthv1alpha1.ClientSubject{DNSName: "short-lived.auth.svc"})
 	if err := c.Create(ctx, oc); err != nil {
 		t.Fatal(err)
 	}
@@ -203,14 +203,7 @@ func TestOperatorRestartMidReconcileLosesNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := cluster.Env.Client
-	oc := &oauthv1alpha1.OAuthClient{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "restart-proof"},
-		Spec: oauthv1alpha1.OAuthClientSpec{
-			AuthorizationServerRef: oauthv1alpha1.AuthorizationServerReference{Name: "payments"},
-			AuthenticationMethod:   oauthv1alpha1.TLSClientAuth,
-			Subject:                &oauthv1alpha1.ClientSubject{URI: "spiffe://cluster.local/ns/auth/sa/restart-proof"},
-		},
-	}
+	oc := pkiClient("restart-proof", oauthv1alpha1.ClientSubject{URI: "spiffe://cluster.local/ns/auth/sa/restart-proof"})
 	if err := c.Create(ctx, oc); err != nil {
 		t.Fatal(err)
 	}
@@ -352,14 +345,7 @@ func TestAPIServerAwayForThirtySeconds(t *testing.T) {
 	resume()
 	t.Logf("%d tokens issued during a 30 s API server outage", tokens)
 
-	oc := &oauthv1alpha1.OAuthClient{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "after-outage"},
-		Spec: oauthv1alpha1.OAuthClientSpec{
-			AuthorizationServerRef: oauthv1alpha1.AuthorizationServerReference{Name: "payments"},
-			AuthenticationMethod:   oauthv1alpha1.TLSClientAuth,
-			Subject:                &oauthv1alpha1.ClientSubject{Email: "after-outage@acme.example"},
-		},
-	}
+	oc := pkiClient("after-outage", oauthv1alpha1.ClientSubject{Email: "after-outage@acme.example"})
 	eventually(ctx, t, "the API server answers again", func() (bool, string) {
 		err := cluster.Env.Client.Create(ctx, oc)
 		return err == nil, fmt.Sprint(err)
