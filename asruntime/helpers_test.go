@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -298,26 +297,10 @@ func (r tokenResponse) errorCode() string {
 // post sends a token request.
 func (as *testAS) post(t testing.TB, c *http.Client, base string, form url.Values, mutate ...func(*http.Request)) tokenResponse {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+tokenPath, strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for _, m := range mutate {
-		m(req)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := tokenResponse{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	if err := json.Unmarshal(raw, &out.body); err != nil {
-		t.Fatalf("response %d is not JSON: %q", resp.StatusCode, raw)
+	got := postForm(t, c, base+tokenPath, form, mutate...)
+	out := tokenResponse{status: got.status, header: got.header, raw: got.body}
+	if err := json.Unmarshal([]byte(got.body), &out.body); err != nil {
+		t.Fatalf("response %d is not JSON: %q", got.status, got.body)
 	}
 	return out
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,32 +19,7 @@ func BenchmarkIntrospectKeepAliveMTLS(b *testing.B) {
 	f := newBenchFixture(b)
 	token := f.as.tokenFor(b, &f.pkiCert, "pki")
 	body := []byte(url.Values{"client_id": {"pki"}, "token": {token}}.Encode())
-	t := f.transport(&f.pkiCert, true)
-	target := f.as.mtlsURL + introspectionPath
-	b.ReportAllocs()
-	b.SetParallelism(clientsPerCore)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			resp, err := t.RoundTrip(req)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Errorf("HTTP %d", resp.StatusCode)
-				return
-			}
-		}
-	})
+	f.run(b, introspectionPath, f.transport(&f.pkiCert, true), body)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "introspections/s")
 }
 
