@@ -3,9 +3,11 @@
 // wrong manifest is refused when it is applied, with the field path and the
 // fix, instead of surfacing minutes later as a status condition.
 //
-// The rules are the exported pure functions ValidateOAuthClient and
-// ValidateAuthorizationServer, which the controllers call as well: a
-// cluster whose webhook is switched off still never acts on a bad object.
+// The rules are the pure functions of package validation
+// (ValidateOAuthClient, ValidateAuthorizationServer,
+// CheckClientAgainstPolicy), which the controllers call as well: a cluster
+// whose webhook is switched off still never acts on a bad object. The
+// webhook only adds admission-time UX on top of them.
 package webhook
 
 import (
@@ -13,12 +15,17 @@ import (
 	"fmt"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/certbound/certbound/api/v1alpha1"
+	"github.com/certbound/certbound/api/v1alpha1/validation"
 )
 
 // maxObjectBytes bounds the serialized object the webhooks look at. The API
@@ -36,11 +43,13 @@ const maxObjectBytes = 512 << 10
 // Setup registers the defaulting and validating webhooks of both kinds with
 // mgr's webhook server. Panics in a handler are recovered into an error
 // response (controller-runtime's default, made explicit here) so a bad
-// request never takes the manager down.
+// request never takes the manager down. The OAuthClient validator reads
+// AuthorizationServers and Namespaces through the manager's cache, which
+// the controllers already fill.
 func Setup(mgr ctrl.Manager) error {
 	if err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.OAuthClient{}).
 		WithDefaulter(oauthClientDefaulter{}).
-		WithValidator(oauthClientValidator{}).
+		WithValidator(oauthClientValidator{reader: mgr.GetClient()}).
 		RecoverPanic(true).
 		Complete(); err != nil {
 		return fmt.Errorf("register OAuthClient webhooks: %w", err)
@@ -111,33 +120,99 @@ func (authorizationServerDefaulter) Default(ctx context.Context, obj *v1alpha1.A
 	return nil
 }
 
-type oauthClientValidator struct{}
+// oauthClientValidator runs validation.ValidateOAuthClient and, when it
+// can read the AuthorizationServer, validation.CheckClientAgainstPolicy:
+// a client the controller would refuse is denied now. reader may be nil
+// (no policy check).
+type oauthClientValidator struct {
+	reader client.Reader
+}
 
-func (oauthClientValidator) ValidateCreate(ctx context.Context, obj *v1alpha1.OAuthClient) (admission.Warnings, error) {
+func (v oauthClientValidator) ValidateCreate(ctx context.Context, obj *v1alpha1.OAuthClient) (admission.Warnings, error) {
 	if err := checkSize(ctx); err != nil {
 		return nil, err
 	}
 	if obj == nil {
 		return nil, apierrors.NewBadRequest("no OAuthClient in the request")
 	}
-	warnings, errs := ValidateOAuthClient(obj, nil)
+	warnings, errs := validation.ValidateOAuthClient(obj, nil)
+	if len(errs) == 0 {
+		w, e := v.checkPolicy(ctx, obj)
+		warnings, errs = append(warnings, w...), e
+	}
 	return warnings, invalid("OAuthClient", obj.Name, errs)
 }
 
-func (oauthClientValidator) ValidateUpdate(ctx context.Context, oldObj, newObj *v1alpha1.OAuthClient) (admission.Warnings, error) {
+// ValidateUpdate lets an object that is being deleted through unchecked as
+// long as its spec does not change: the controllers (and anyone else) must
+// be able to remove their finalizers from a client whose spec has become
+// invalid or is no longer allowed. The policy is checked only when the spec
+// changes, so that metadata-only updates (labels, finalizers) never fail on
+// a policy the server's owner tightened later; the controller reports
+// those clients in their Accepted condition.
+func (v oauthClientValidator) ValidateUpdate(ctx context.Context, oldObj, newObj *v1alpha1.OAuthClient) (admission.Warnings, error) {
 	if err := checkSize(ctx); err != nil {
 		return nil, err
 	}
 	if oldObj == nil || newObj == nil {
 		return nil, apierrors.NewBadRequest("an update needs both the stored and the new OAuthClient")
 	}
-	warnings, errs := ValidateOAuthClient(newObj, oldObj)
+	specChanged := !equality.Semantic.DeepEqual(oldObj.Spec, newObj.Spec)
+	if newObj.DeletionTimestamp != nil && !specChanged {
+		return nil, nil
+	}
+	warnings, errs := validation.ValidateOAuthClient(newObj, oldObj)
+	if len(errs) == 0 && specChanged {
+		w, e := v.checkPolicy(ctx, newObj)
+		warnings, errs = append(warnings, w...), e
+	}
 	return warnings, invalid("OAuthClient", newObj.Name, errs)
 }
 
 // ValidateDelete allows every deletion: the controllers' finalizers clean up.
 func (oauthClientValidator) ValidateDelete(context.Context, *v1alpha1.OAuthClient) (admission.Warnings, error) {
 	return nil, nil
+}
+
+// checkPolicy applies the AuthorizationServer's client policy. What it
+// cannot read it only warns about: the controller decides once the
+// AuthorizationServer exists, and the webhook must not make writes depend on
+// the cache being warm.
+func (v oauthClientValidator) checkPolicy(ctx context.Context, obj *v1alpha1.OAuthClient) ([]string, field.ErrorList) {
+	if v.reader == nil {
+		return nil, nil
+	}
+	clientNamespace := objectNamespace(ctx, obj.Namespace)
+	ref := obj.Spec.AuthorizationServerRef
+	asKey := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
+	if asKey.Namespace == "" {
+		asKey.Namespace = clientNamespace
+	}
+	var as v1alpha1.AuthorizationServer
+	if err := v.reader.Get(ctx, asKey, &as); err != nil {
+		if apierrors.IsNotFound(err) {
+			return []string{fmt.Sprintf("AuthorizationServer %s does not exist (yet): the client is registered once it does and its client policy admits the client", asKey)}, nil
+		}
+		return []string{fmt.Sprintf("the client policy of AuthorizationServer %s could not be checked now (%v); the operator checks it and reports the result in the Accepted condition", asKey, err)}, nil
+	}
+	var ns corev1.Namespace
+	if err := v.reader.Get(ctx, types.NamespacedName{Name: clientNamespace}, &ns); err != nil {
+		return []string{fmt.Sprintf("the client policy of AuthorizationServer %s could not be checked now: reading namespace %s: %v; the operator checks it and reports the result in the Accepted condition", asKey, clientNamespace, err)}, nil
+	}
+	checked := obj
+	if checked.Namespace == "" {
+		checked = obj.DeepCopy()
+		checked.Namespace = clientNamespace
+	}
+	var errs field.ErrorList
+	for _, violation := range validation.CheckClientAgainstPolicy(checked, &as, ns.Labels) {
+		path := violation.Field
+		if path == nil {
+			path = field.NewPath("spec")
+		}
+		errs = append(errs, field.Forbidden(path, violation.Reason+": "+violation.Message))
+	}
+	return nil, errs
 }
 
 type authorizationServerValidator struct{}
@@ -149,10 +224,13 @@ func (authorizationServerValidator) ValidateCreate(ctx context.Context, obj *v1a
 	if obj == nil {
 		return nil, apierrors.NewBadRequest("no AuthorizationServer in the request")
 	}
-	warnings, errs := ValidateAuthorizationServer(obj, nil)
+	warnings, errs := validation.ValidateAuthorizationServer(obj, nil)
 	return warnings, invalid("AuthorizationServer", obj.Name, errs)
 }
 
+// ValidateUpdate lets a server that is being deleted through unchecked as
+// long as its spec does not change, so that finalizers can always be
+// removed (see oauthClientValidator.ValidateUpdate).
 func (authorizationServerValidator) ValidateUpdate(ctx context.Context, oldObj, newObj *v1alpha1.AuthorizationServer) (admission.Warnings, error) {
 	if err := checkSize(ctx); err != nil {
 		return nil, err
@@ -160,7 +238,10 @@ func (authorizationServerValidator) ValidateUpdate(ctx context.Context, oldObj, 
 	if oldObj == nil || newObj == nil {
 		return nil, apierrors.NewBadRequest("an update needs both the stored and the new AuthorizationServer")
 	}
-	warnings, errs := ValidateAuthorizationServer(newObj, oldObj)
+	if newObj.DeletionTimestamp != nil && equality.Semantic.DeepEqual(oldObj.Spec, newObj.Spec) {
+		return nil, nil
+	}
+	warnings, errs := validation.ValidateAuthorizationServer(newObj, oldObj)
 	return warnings, invalid("AuthorizationServer", newObj.Name, errs)
 }
 

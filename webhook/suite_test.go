@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -143,9 +144,13 @@ func (r *warningRecorder) mark() int {
 	return len(r.messages)
 }
 
-// manifest parses a YAML manifest the way kubectl would send it.
-func manifest(t *testing.T, doc string) *unstructured.Unstructured {
+// manifest parses a YAML manifest the way kubectl would send it. A
+// namespace, if given, replaces every NAMESPACE in doc.
+func manifest(t *testing.T, doc string, ns ...string) *unstructured.Unstructured {
 	t.Helper()
+	if len(ns) > 0 {
+		doc = strings.ReplaceAll(doc, "NAMESPACE", ns[0])
+	}
 	obj := &unstructured.Unstructured{}
 	if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
 		t.Fatalf("bad test manifest: %v", err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -85,6 +86,37 @@ spec:
 			webhook: "vauthorizationserver-v1alpha1.oauth.certbound.io",
 			want:    []string{"spec.issuer", "remove the user information"},
 		},
+		"an AuthorizationServer whose issuer names another namespace's Service": {
+			manifest: `
+apiVersion: oauth.certbound.io/v1alpha1
+kind: AuthorizationServer
+metadata: {name: payments}
+spec:
+  issuer: https://payments.kube-system.svc
+  servingCertificate:
+    issuerRef: {name: serving-ca, kind: ClusterIssuer}
+  clientTrustAnchors:
+  - secretRef: {name: clients-ca}
+`,
+			webhook: "vauthorizationserver-v1alpha1.oauth.certbound.io",
+			want:    []string{"spec.issuer", "names a Service in namespace kube-system"},
+		},
+		"an AuthorizationServer with an unbound subject pattern": {
+			manifest: `
+apiVersion: oauth.certbound.io/v1alpha1
+kind: AuthorizationServer
+metadata: {name: payments}
+spec:
+  servingCertificate:
+    issuerRef: {name: serving-ca, kind: ClusterIssuer}
+  clientTrustAnchors:
+  - secretRef: {name: clients-ca}
+  clientPolicy:
+    subjects: [{dn: "CN=*,O=Acme"}]
+`,
+			webhook: "vauthorizationserver-v1alpha1.oauth.certbound.io",
+			want:    []string{"spec.clientPolicy.subjects[0]", "set allowUnboundSubjects"},
+		},
 		"an AuthorizationServer with a malformed namespace selector": {
 			manifest: `
 apiVersion: oauth.certbound.io/v1alpha1
@@ -135,6 +167,8 @@ spec:
   clientTrustAnchors:
   - secretRef: {name: clients-ca, key: ca.crt}
   clientCertificateIssuer: {name: clients-ca, kind: Issuer}
+  clientPolicy:
+    scopes: [{name: payments.read}, {name: payments.write}]
 `)
 	as.SetNamespace(ns)
 	if err := k8s.Create(ctx, as); err != nil {
@@ -154,9 +188,9 @@ kind: OAuthClient
 metadata: {name: billing-worker}
 spec:
   authorizationServerRef: {name: payments}
-  subject: {dn: "CN=billing-worker,OU=billing,O=Acme"}
+  subject: {uri: "spiffe://cluster.local/ns/NAMESPACE/sa/billing-worker"}
   scopes: [payments.read]
-`)
+`, ns)
 	oc.SetNamespace(ns)
 	if err := k8s.Create(ctx, oc); err != nil {
 		t.Fatalf("a valid OAuthClient was refused: %v", err)
@@ -193,6 +227,10 @@ spec:
   - secretRef: {name: corp-ca}
   clientCertificateIssuer: {name: corp-ca, kind: ClusterIssuer}
   allowedClientNamespaces: {from: All}
+  clientPolicy:
+    subjects:
+    - dn: "CN=*,OU={namespace},O=Acme"
+    - uri: "spiffe://*/ns/{namespace}/sa/*"
 `)
 	as.SetNamespace(ns)
 	if err := k8s.Create(ctx, as); err != nil {
@@ -206,8 +244,8 @@ kind: OAuthClient
 metadata: {name: worker}
 spec:
   authorizationServerRef: {name: shared}
-  subject: {dn: "CN=worker,O=Acme"}
-`)
+  subject: {dn: "CN=worker,OU=NAMESPACE,O=Acme"}
+`, ns)
 	oc.SetNamespace(ns)
 	if err := k8s.Create(ctx, oc); err != nil {
 		t.Fatal(err)
@@ -288,5 +326,150 @@ func TestADeeplyNestedObjectIsRefusedQuickly(t *testing.T) {
 	}
 	if elapsed := time.Since(start); elapsed > 5*time.Second {
 		t.Errorf("refusing took %s", elapsed)
+	}
+}
+
+// eventuallyRefused retries an admission until the webhook's cache has seen
+// the AuthorizationServer's current policy and refuses with want.
+func eventuallyRefused(t *testing.T, want string, try func() error) error {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := try()
+		if err != nil && strings.Contains(err.Error(), want) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the webhook never refused with %q; last result: %v", want, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+const policyServer = `
+apiVersion: oauth.certbound.io/v1alpha1
+kind: AuthorizationServer
+metadata: {name: payments}
+spec:
+  servingCertificate:
+    issuerRef: {name: serving-ca, kind: ClusterIssuer}
+  clientTrustAnchors:
+  - secretRef: {name: clients-ca}
+  clientCertificateIssuer: {name: clients-ca, kind: Issuer}
+  clientPolicy:
+    scopes: [{name: payments.read}]
+`
+
+// TestTheWebhookRefusesWhatTheClientPolicyRefuses: the validating webhook
+// applies the AuthorizationServer's client policy, with the field at fault.
+func TestTheWebhookRefusesWhatTheClientPolicyRefuses(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	as := manifest(t, policyServer)
+	as.SetNamespace(ns)
+	if err := k8s.Create(ctx, as); err != nil {
+		t.Fatal(err)
+	}
+	err := eventuallyRefused(t, "ScopeNotAllowed", func() error {
+		oc := manifest(t, `
+apiVersion: oauth.certbound.io/v1alpha1
+kind: OAuthClient
+metadata: {name: greedy}
+spec:
+  authorizationServerRef: {name: payments}
+  subject: {uri: "spiffe://cluster.local/ns/NAMESPACE/sa/greedy"}
+  scopes: [payments.read, payments.admin]
+`, ns)
+		oc.SetNamespace(ns)
+		err := k8s.Create(ctx, oc)
+		if err == nil {
+			_ = k8s.Delete(ctx, oc)
+		}
+		return err
+	})
+	for _, want := range []string{`admission webhook "voauthclient-v1alpha1.oauth.certbound.io" denied the request`, "spec.scopes[1]", `scope "payments.admin"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q does not say %q", err, want)
+		}
+	}
+
+	oc := manifest(t, `
+apiVersion: oauth.certbound.io/v1alpha1
+kind: OAuthClient
+metadata: {name: foreign}
+spec:
+  authorizationServerRef: {name: payments}
+  subject: {uri: "spiffe://cluster.local/ns/kube-system/sa/admin"}
+`)
+	oc.SetNamespace(ns)
+	if err := k8s.Create(ctx, oc); err == nil || !strings.Contains(err.Error(), "SubjectNotAllowed") {
+		t.Errorf("a subject of another namespace = %v, want SubjectNotAllowed", err)
+	}
+}
+
+// TestAClientBeingDeletedCanDropItsFinalizerAfterThePolicyTightened: once
+// a client's spec is refused (here: the server stopped granting its scope),
+// it must still be deletable, which means its finalizers can be removed.
+func TestAClientBeingDeletedCanDropItsFinalizerAfterThePolicyTightened(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	as := manifest(t, policyServer)
+	as.SetNamespace(ns)
+	if err := k8s.Create(ctx, as); err != nil {
+		t.Fatal(err)
+	}
+	oc := manifest(t, `
+apiVersion: oauth.certbound.io/v1alpha1
+kind: OAuthClient
+metadata:
+  name: reader
+  finalizers: [example.com/hold]
+spec:
+  authorizationServerRef: {name: payments}
+  subject: {uri: "spiffe://cluster.local/ns/NAMESPACE/sa/reader"}
+  scopes: [payments.read]
+`, ns)
+	oc.SetNamespace(ns)
+	if err := k8s.Create(ctx, oc); err != nil {
+		t.Fatalf("a client the policy allows was refused: %v", err)
+	}
+
+	// The server's owner withdraws the scope.
+	var storedAS v1alpha1.AuthorizationServer
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(as), &storedAS); err != nil {
+		t.Fatal(err)
+	}
+	storedAS.Spec.ClientPolicy.Scopes = nil
+	if err := k8s.Update(ctx, &storedAS); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Delete(ctx, oc); err != nil {
+		t.Fatalf("deleting the client was refused: %v", err)
+	}
+
+	// Its spec is now refused: a change to it is denied...
+	eventuallyRefused(t, "ScopeNotAllowed", func() error {
+		var stored v1alpha1.OAuthClient
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(oc), &stored); err != nil {
+			return err
+		}
+		stored.Spec.Certificate.SecretName = "reader-tls"
+		return k8s.Update(ctx, &stored)
+	})
+
+	// ...but removing the finalizer is not, and the client goes away.
+	var stored v1alpha1.OAuthClient
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(oc), &stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored.DeletionTimestamp == nil {
+		t.Fatal("the client is not being deleted")
+	}
+	stored.Finalizers = nil
+	if err := k8s.Update(ctx, &stored); err != nil {
+		t.Fatalf("removing the finalizer of a client being deleted was refused: %v", err)
+	}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(oc), &stored); !apierrors.IsNotFound(err) {
+		t.Errorf("the client still exists after its finalizer was removed: %v", err)
 	}
 }

@@ -49,10 +49,127 @@ type AuthorizationServerSpec struct {
 	// +kubebuilder:default={from: Same}
 	AllowedClientNamespaces AllowedNamespaces `json:"allowedClientNamespaces,omitempty"`
 
+	// clientPolicy says which subjects a client of each allowed namespace
+	// may claim, and which scopes and audiences it may be granted. The
+	// default binds identities to the client's namespace and grants no
+	// scope and no audience but the issuer.
+	// +optional
+	// +kubebuilder:default={}
+	ClientPolicy ClientPolicy `json:"clientPolicy,omitempty"`
+
 	// tokens configures the access tokens the server issues.
 	// +optional
 	// +kubebuilder:default={}
 	Tokens TokenPolicy `json:"tokens,omitempty"`
+}
+
+// DefaultSubjectPattern is the subject policy of a server whose
+// clientPolicy lists no subjects: a SPIFFE ID under the client's own
+// namespace, in any trust domain.
+const DefaultSubjectPattern = "spiffe://*/ns/{namespace}/sa/*"
+
+// ClientPolicy is what clients may claim and be granted. Every rule is
+// evaluated by the operator before anything is issued or registered.
+type ClientPolicy struct {
+	// subjects are the patterns a tls_client_auth client's subject must
+	// match (one of them). In a pattern, {namespace} and {name} stand for
+	// the client's namespace and name, and * matches one DNS label, one URI
+	// path segment or authority, one RDN value, or an email local part,
+	// never a separator. Each pattern must contain {namespace} as a whole
+	// label, segment or value, so that an identity is bound to the
+	// namespace that claims it, unless allowUnboundSubjects is true.
+	// Empty means one URI pattern, spiffe://*/ns/{namespace}/sa/*.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Subjects []SubjectPattern `json:"subjects,omitempty"`
+
+	// allowUnboundSubjects lets subject patterns omit {namespace}: any
+	// allowed namespace may then claim identities that name another team.
+	// Subjects stay unique across the cluster. The server reports the
+	// choice in its ClientPolicy condition.
+	// +optional
+	AllowUnboundSubjects bool `json:"allowUnboundSubjects,omitempty"`
+
+	// scopes are the scope values the server grants. A client may list only
+	// scopes named here for its namespace; nothing is grantable unless
+	// listed.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=256
+	Scopes []ScopePolicy `json:"scopes,omitempty"`
+
+	// audiences are the RFC 8707 resource indicators the server issues
+	// tokens for. A client may name only audiences listed here for its
+	// namespace; a client that names none gets tokens whose only audience
+	// is the issuer.
+	// +optional
+	// +listType=map
+	// +listMapKey=uri
+	// +kubebuilder:validation:MaxItems=256
+	Audiences []AudiencePolicy `json:"audiences,omitempty"`
+}
+
+// SubjectPattern is one pattern of allowed subject values; exactly one
+// member is set.
+// +kubebuilder:validation:MinProperties=1
+// +kubebuilder:validation:MaxProperties=1
+type SubjectPattern struct {
+	// dn is an RFC 4514 DN pattern, e.g. "CN=*,OU={namespace},O=Acme": the
+	// same RDNs and attribute types, with * matching any one value.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	DN string `json:"dn,omitempty"`
+
+	// dnsName is a DNS name pattern, e.g. "*.{namespace}.svc".
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	DNSName string `json:"dnsName,omitempty"`
+
+	// uri is a URI pattern, e.g. "spiffe://cluster.local/ns/{namespace}/sa/*".
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	URI string `json:"uri,omitempty"`
+
+	// email is an email pattern, e.g. "*@{namespace}.example.com".
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=254
+	Email string `json:"email,omitempty"`
+}
+
+// ScopePolicy is one grantable scope value.
+type ScopePolicy struct {
+	// name is the scope value (RFC 6749 §3.3).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
+	Name string `json:"name"`
+
+	// namespaces selects, by label, the client namespaces that may be
+	// granted the scope; absent means every namespace the server allows.
+	// +optional
+	Namespaces *metav1.LabelSelector `json:"namespaces,omitempty"`
+}
+
+// AudiencePolicy is one resource (RFC 8707) tokens may be issued for.
+type AudiencePolicy struct {
+	// uri is the resource indicator: an absolute URI without a fragment.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && !self.contains('#')",message="uri must be an absolute URI without a fragment (RFC 8707 §2)"
+	URI string `json:"uri"`
+
+	// namespaces selects, by label, the client namespaces that may name
+	// this audience; absent means every namespace the server allows.
+	// +optional
+	Namespaces *metav1.LabelSelector `json:"namespaces,omitempty"`
 }
 
 // ServingCertificate names the issuer of the server's TLS certificate.
@@ -200,3 +317,18 @@ type AuthorizationServerList struct {
 func init() {
 	SchemeBuilder.Register(&AuthorizationServer{}, &AuthorizationServerList{})
 }
+
+// Condition types of an AuthorizationServer; Ready summarises them.
+const (
+	// ConditionSigningKeyReady: a signing key is published and signs.
+	ConditionSigningKeyReady = "SigningKeyReady"
+	// ConditionServingCertificateReady: the serving certificate is issued.
+	ConditionServingCertificateReady = "ServingCertificateReady"
+	// ConditionTrustAnchorsReady: the client trust anchors are loaded.
+	ConditionTrustAnchorsReady = "TrustAnchorsReady"
+	// ConditionAvailable: the server's Deployment is available.
+	ConditionAvailable = "Available"
+	// ConditionClientPolicyReady: spec.clientPolicy is valid; its reason
+	// says whether subjects are bound to the client namespaces.
+	ConditionClientPolicyReady = "ClientPolicyReady"
+)

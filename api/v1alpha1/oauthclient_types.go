@@ -89,7 +89,9 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:MaxItems=4
 	GrantTypes []GrantType `json:"grantTypes,omitempty"`
 
-	// scopes are the scope values the client may request (RFC 6749 §3.3).
+	// scopes are the scope values the client may request (RFC 6749 §3.3);
+	// each must be listed in the AuthorizationServer's clientPolicy.scopes
+	// for this namespace.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
@@ -97,6 +99,18 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:items:MaxLength=128
 	// +kubebuilder:validation:items:Pattern=`^[\x21\x23-\x5B\x5D-\x7E]+$`
 	Scopes []string `json:"scopes,omitempty"`
+
+	// audiences are the RFC 8707 resource indicators (absolute URIs) the
+	// client needs tokens for; each must be listed in the
+	// AuthorizationServer's clientPolicy.audiences for this namespace. A
+	// token request may narrow them with the resource parameter; without
+	// any, tokens name the issuer alone.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=2048
+	Audiences []string `json:"audiences,omitempty"`
 
 	// certificateBoundAccessTokens makes every access token of this client
 	// bound to its certificate (RFC 8705 §3), and refuses token requests
@@ -265,6 +279,17 @@ type OAuthClientStatus struct {
 	// certificate describes the current client certificate.
 	// +optional
 	Certificate *IssuedCertificate `json:"certificate,omitempty"`
+
+	// registrationName is the ClientRegistration (in the
+	// AuthorizationServer's namespace) that registers this client.
+	// +optional
+	RegistrationName string `json:"registrationName,omitempty"`
+
+	// subjectHeldSince is when this client came to hold its current
+	// tls_client_auth subject value; certificates issued before it never
+	// authenticate the client.
+	// +optional
+	SubjectHeldSince *metav1.Time `json:"subjectHeldSince,omitempty"`
 }
 
 // OAuthClient is an OAuth 2.0 client that authenticates to an

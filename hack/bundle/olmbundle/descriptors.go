@@ -53,6 +53,7 @@ var ownedKinds = map[string]kindDescription{
 			{path: "servingCertificate.issuerRef.kind", displayName: "Serving Certificate Issuer Kind", enumSelect: true},
 			{path: "clientCertificateIssuer.name", displayName: "Client Certificate Issuer", xDescriptors: []string{xText}},
 			{path: "allowedClientNamespaces.from", displayName: "Allowed Client Namespaces", enumSelect: true},
+			{path: "clientPolicy.allowUnboundSubjects", displayName: "Allow Subjects Not Bound to the Client Namespace", xDescriptors: []string{xBoolean, xAdvanced}},
 			{path: "tokens.accessTokenTTL", displayName: "Access Token Lifetime", xDescriptors: []string{xText}},
 			{path: "tokens.signingAlgorithm", displayName: "Signing Algorithm", enumSelect: true},
 			{path: "tokens.keyRotationPeriod", displayName: "Signing Key Rotation Period", xDescriptors: []string{xText, xAdvanced}},
@@ -80,15 +81,27 @@ var ownedKinds = map[string]kindDescription{
 			{path: "certificate.duration", displayName: "Certificate Duration", xDescriptors: []string{xText, xAdvanced}},
 			{path: "certificate.renewBefore", displayName: "Renew Before", xDescriptors: []string{xText, xAdvanced}},
 			{path: "scopes", displayName: "Scopes"},
+			{path: "audiences", displayName: "Audiences"},
 			{path: "certificateBoundAccessTokens", displayName: "Certificate-Bound Access Tokens", xDescriptors: []string{xBoolean}},
 		},
 		status: []descriptor{
 			{path: "conditions", displayName: "Conditions", xDescriptors: []string{xConditions}},
 			{path: "clientID", displayName: "Client ID", xDescriptors: []string{xText}},
+			{path: "registrationName", displayName: "Client Registration", xDescriptors: []string{xText}},
+			{path: "subjectHeldSince", displayName: "Subject Held Since", xDescriptors: []string{xText}},
 			{path: "configSecretName", displayName: "Client Configuration Secret", xDescriptors: []string{xSecret}},
 			{path: "certificate.secretName", displayName: "Certificate Secret", xDescriptors: []string{xSecret}},
 			{path: "certificate.subject", displayName: "Certificate Subject", xDescriptors: []string{xText}},
 			{path: "certificate.thumbprint", displayName: "Certificate Thumbprint (x5t#S256)", xDescriptors: []string{xText}},
+		},
+	},
+	// Written by the operator only: shown, not edited.
+	"ClientRegistration": {
+		displayName: "Client Registration",
+		spec: []descriptor{
+			{path: "authorizationServerName", displayName: "Authorization Server", xDescriptors: []string{xText}},
+			{path: "holder.namespace", displayName: "OAuth Client Namespace", xDescriptors: []string{xText}},
+			{path: "holder.name", displayName: "OAuth Client", xDescriptors: []string{xText}},
 		},
 	},
 }

@@ -1,4 +1,4 @@
-package asruntime
+package registration
 
 import (
 	"crypto/x509/pkix"

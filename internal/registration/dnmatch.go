@@ -1,4 +1,4 @@
-package asruntime
+package registration
 
 // RFC 8705 §2.1.2 compares tls_client_auth_subject_dn with the certificate's
 // subject using RFC 4517 distinguishedNameMatch. This file parses the

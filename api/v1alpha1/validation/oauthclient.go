@@ -1,4 +1,4 @@
-package webhook
+package validation
 
 import (
 	"fmt"
@@ -65,6 +65,8 @@ func ValidateOAuthClient(obj, old *v1alpha1.OAuthClient) (warnings []string, err
 	}
 
 	errs = append(errs, validateClientCertificate(&obj.Spec.Certificate, spec.Child("certificate"))...)
+	errs = append(errs, validateClientScopes(obj.Spec.Scopes, spec.Child("scopes"))...)
+	errs = append(errs, validateClientAudiences(obj.Spec.Audiences, spec.Child("audiences"))...)
 	if allowed, ok := grantTypesByMethod[method]; ok {
 		errs = append(errs, validateGrantTypes(obj.Spec.GrantTypes, method, allowed, spec.Child("grantTypes"))...)
 	}

@@ -1,4 +1,4 @@
-package webhook
+package validation
 
 import (
 	"fmt"
@@ -38,6 +38,7 @@ func ValidateAuthorizationServer(obj, old *v1alpha1.AuthorizationServer) (warnin
 	spec := field.NewPath("spec")
 	if obj.Spec.Issuer != "" {
 		errs = append(errs, validateIssuerURL(obj.Spec.Issuer, spec.Child("issuer"))...)
+		errs = append(errs, validateIssuerNamespace(obj.Spec.Issuer, obj.Namespace, spec.Child("issuer"))...)
 	}
 	errs = append(errs, validateIssuerRef(obj.Spec.ServingCertificate.IssuerRef, spec.Child("servingCertificate", "issuerRef"))...)
 	errs = append(errs, validateTrustAnchors(obj.Spec.ClientTrustAnchors, spec.Child("clientTrustAnchors"))...)
@@ -46,6 +47,8 @@ func ValidateAuthorizationServer(obj, old *v1alpha1.AuthorizationServer) (warnin
 	}
 	errs = append(errs, validateAllowedNamespaces(obj.Spec.AllowedClientNamespaces, spec.Child("allowedClientNamespaces"))...)
 	errs = append(errs, validateTokenPolicy(obj.Spec.Tokens, spec.Child("tokens"))...)
+	policyWarnings, policyErrs := validateClientPolicy(obj.Spec.ClientPolicy, spec.Child("clientPolicy"))
+	errs = append(errs, policyErrs...)
 
 	if len(obj.Spec.ClientTrustAnchors) == 0 {
 		warnings = append(warnings, "spec.clientTrustAnchors is empty: tls_client_auth clients cannot authenticate until you name the CA that issues their certificates (self_signed_tls_client_auth clients can)")
@@ -53,6 +56,7 @@ func ValidateAuthorizationServer(obj, old *v1alpha1.AuthorizationServer) (warnin
 	if iss := obj.Spec.ClientCertificateIssuer; iss != nil && iss.Kind == v1alpha1.IssuerKindClusterIssuer && allowsEveryNamespace(obj.Spec.AllowedClientNamespaces) {
 		warnings = append(warnings, fmt.Sprintf("spec.clientCertificateIssuer is the ClusterIssuer %s and every namespace may register clients: any namespace can get a certificate from that issuer carrying another client's subject and authenticate as that client (RFC 8705 §7.4); use a namespaced Issuer, or restrict allowedClientNamespaces", iss.Name))
 	}
+	warnings = append(warnings, policyWarnings...)
 
 	if old != nil && old.Spec.Issuer != "" && obj.Spec.Issuer != old.Spec.Issuer {
 		errs = append(errs, field.Forbidden(spec.Child("issuer"), fmt.Sprintf("cannot change from %q: tokens already issued and clients already configured name the old issuer; create a new AuthorizationServer instead", old.Spec.Issuer)))

@@ -1,4 +1,4 @@
-package webhook
+package validation
 
 // RFC 8705 §2.1.2 registers exactly one subject value for a tls_client_auth
 // client. This file checks each kind of value twice over: that it is
@@ -21,7 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/certbound/certbound/api/v1alpha1"
-	"github.com/certbound/certbound/asruntime"
+	"github.com/certbound/certbound/internal/registration"
 )
 
 // certManagerDNTypes are the attribute type names cert-manager's
@@ -71,7 +71,7 @@ func validateSubject(s *v1alpha1.ClientSubject, path *field.Path) field.ErrorLis
 // compares it with the certificate's subject) and cert-manager's
 // literalSubject (which writes it into the certificate) read the same way.
 func validateSubjectDN(dn string, path *field.Path) field.ErrorList {
-	parsed, err := asruntime.ParseDistinguishedName(dn)
+	parsed, err := registration.ParseDistinguishedName(dn)
 	if err != nil {
 		return field.ErrorList{field.Invalid(path, dn, fmt.Sprintf("not an RFC 4514 distinguished name: %v; write it as comma-separated TYPE=value pairs, most specific first, e.g. CN=billing-worker,OU=billing,O=Acme, with unknown types as dotted OIDs (2.5.4.4=Smith) and special characters escaped with a backslash", err))}
 	}
