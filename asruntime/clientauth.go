@@ -11,8 +11,8 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http"
-	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // authFailure is the metric label and log value of one failed client
@@ -36,6 +36,10 @@ const (
 	// failMalformedCertHeader: a trusted proxy forwarded a client
 	// certificate header that does not parse.
 	failMalformedCertHeader authFailure = "malformed_certificate_header"
+	// failCertBeforeRegistration: the certificate would authenticate the
+	// client, but it was issued (NotBefore) before the client's
+	// min_certificate_not_before, i.e. before its current registration.
+	failCertBeforeRegistration authFailure = "certificate_before_registration"
 )
 
 var authFailures = []authFailure{
@@ -43,6 +47,25 @@ var authFailures = []authFailure{
 	failUntrustedChain, failExpiredChain, failWrongKeyUsage, failInvalidChain,
 	failSubjectMismatch, failCertNotRegistered, failJWKSUnavailable,
 	failSecretMismatch, failConflictingClientID, failMalformedCertHeader,
+	failCertBeforeRegistration,
+}
+
+// clientAuthError is the one place that decides what a caller whose
+// authentication failed is told. Every failure answers the same
+// invalid_client, so a prober learns nothing about which check failed,
+// with one exception: a certificate that proved itself but predates the
+// client's current registration is named as such, because only the
+// holder of that (superseded) certificate can see it and it tells the
+// workload exactly what to do — present its current certificate.
+func clientAuthError(f authFailure, basic bool) *oauthError {
+	switch {
+	case f == failCertBeforeRegistration:
+		return errInvalidClientStaleCert
+	case basic:
+		return errInvalidClientBasic
+	default:
+		return errInvalidClient
+	}
 }
 
 // authResult is an authenticated client and, for the mTLS methods, the
@@ -90,6 +113,14 @@ func (s *Server) authenticate(ctx context.Context, req *tokenRequest, certs []*x
 		if f != "" {
 			return res, f
 		}
+		// Checked after the method's own checks, so only a certificate
+		// that would otherwise authenticate learns that it is stale.
+		if f := certificateCurrent(client, certs[0]); f != "" {
+			s.log.Info("client certificate predates the client's current registration", "client_id", client.ID,
+				"certificate_not_before", certs[0].NotBefore.UTC().Format(time.RFC3339),
+				"min_certificate_not_before", client.minCertNotBefore.UTC().Format(time.RFC3339))
+			return res, f
+		}
 		res.cert = certs[0]
 	case AuthMethodClientSecretBasic:
 		if !req.basicPresent || req.clientSecret != "" {
@@ -109,89 +140,20 @@ func (s *Server) authenticate(ctx context.Context, req *tokenRequest, certs []*x
 	return res, ""
 }
 
+// certificateCurrent enforces min_certificate_not_before: a certificate
+// issued before it belongs to an earlier registration of the client (a
+// previous holder of the same client_id, or a certificate since replaced)
+// and never authenticates, whatever the method.
+func certificateCurrent(client *Client, leaf *x509.Certificate) authFailure {
+	if !client.minCertNotBefore.IsZero() && leaf.NotBefore.Before(client.minCertNotBefore) {
+		return failCertBeforeRegistration
+	}
+	return ""
+}
+
 // secretEqual compares in time that depends only on the lengths.
 func secretEqual(registered []byte, presented string) bool {
 	return subtle.ConstantTimeCompare(registered, []byte(presented)) == 1
-}
-
-// subjectKind names the RFC 8705 §2.1.2 client metadata member a
-// tls_client_auth client registered its subject with.
-type subjectKind string
-
-const (
-	subjectDN       subjectKind = "tls_client_auth_subject_dn"
-	subjectSANDNS   subjectKind = "tls_client_auth_san_dns"
-	subjectSANURI   subjectKind = "tls_client_auth_san_uri"
-	subjectSANIP    subjectKind = "tls_client_auth_san_ip"
-	subjectSANEmail subjectKind = "tls_client_auth_san_email"
-)
-
-// subjectMatcher is the one registered subject value of a tls_client_auth
-// client, prepared for comparison at load time.
-type subjectMatcher struct {
-	kind  subjectKind
-	dn    DistinguishedName
-	value string
-	ip    net.IP
-}
-
-// key identifies the subject value for the "one subject, one client" rule.
-func (m *subjectMatcher) key() string {
-	switch m.kind {
-	case subjectDN:
-		return string(m.kind) + "=" + m.dn.String()
-	case subjectSANIP:
-		return string(m.kind) + "=" + m.ip.To16().String()
-	case subjectSANEmail:
-		local, domain, _ := strings.Cut(m.value, "@")
-		return string(m.kind) + "=" + local + "@" + strings.ToLower(domain)
-	default:
-		return string(m.kind) + "=" + m.value
-	}
-}
-
-// matches compares the registered value with the certificate. subject is
-// the certificate's subject in RFC 4514 order, computed by the caller (and
-// cached per connection) only when a DN is needed.
-func (m *subjectMatcher) matches(cert *x509.Certificate, subject func() (DistinguishedName, error)) bool {
-	switch m.kind {
-	case subjectDN:
-		dn, err := subject()
-		return err == nil && m.dn.Equal(dn)
-	case subjectSANDNS:
-		for _, name := range cert.DNSNames {
-			if strings.EqualFold(strings.TrimSuffix(name, "."), m.value) {
-				return true
-			}
-		}
-	case subjectSANURI:
-		for _, u := range cert.URIs {
-			if u.String() == m.value {
-				return true
-			}
-		}
-	case subjectSANIP:
-		for _, ip := range cert.IPAddresses {
-			if ip.Equal(m.ip) {
-				return true
-			}
-		}
-	case subjectSANEmail:
-		for _, e := range cert.EmailAddresses {
-			if emailEqual(e, m.value) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// emailEqual compares rfc822Names as RFC 5280 §4.2.1.6 says: the local part
-// exactly, the domain without regard to case.
-func emailEqual(a, b string) bool {
-	al, ad, ok1 := strings.Cut(a, "@")
-	bl, bd, ok2 := strings.Cut(b, "@")
-	return ok1 && ok2 && al == bl && strings.EqualFold(ad, bd)
 }
 
 // connKey is the context key of the per-connection state that
@@ -249,10 +211,6 @@ func (s *Server) authenticateCaller(w http.ResponseWriter, r *http.Request, req 
 	}
 	s.log.Info("client authentication failed", "client_id", clientID, "reason", string(failure),
 		"remote", r.RemoteAddr, "certificate", len(certs) > 0, "path", r.URL.Path)
-	e := errInvalidClient
-	if req.basicPresent {
-		e = errInvalidClientBasic
-	}
-	writeOAuthError(w, e)
+	writeOAuthError(w, clientAuthError(failure, req.basicPresent))
 	return nil, false
 }

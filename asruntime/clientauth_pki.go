@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"k8s.io/utils/clock"
+
+	"github.com/certbound/certbound/internal/registration"
 )
 
 type pkiAuthenticator struct {
@@ -27,13 +29,13 @@ type verifiedPeer struct {
 	notBefore, notAfter time.Time
 
 	dnOnce sync.Once
-	dn     DistinguishedName
+	dn     registration.DistinguishedName
 	dnErr  error
 }
 
-func (v *verifiedPeer) subject(leaf *x509.Certificate) func() (DistinguishedName, error) {
-	return func() (DistinguishedName, error) {
-		v.dnOnce.Do(func() { v.dn, v.dnErr = CertificateSubjectDN(leaf.RawSubject) })
+func (v *verifiedPeer) subject(leaf *x509.Certificate) func() (registration.DistinguishedName, error) {
+	return func() (registration.DistinguishedName, error) {
+		v.dnOnce.Do(func() { v.dn, v.dnErr = registration.CertificateSubjectDN(leaf.RawSubject) })
 		return v.dn, v.dnErr
 	}
 }
@@ -60,7 +62,7 @@ func (a *pkiAuthenticator) authenticate(ctx context.Context, client *Client, cer
 			cs.verified.Store(p)
 		}
 	}
-	if !client.subject.matches(certs[0], peer.subject(certs[0])) {
+	if !client.subject.Matches(certs[0], peer.subject(certs[0])) {
 		return failSubjectMismatch
 	}
 	return ""

@@ -13,10 +13,13 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/certbound/certbound/asruntime/clientcert"
+	"github.com/certbound/certbound/internal/registration"
 )
 
 // RunAuthorizationServer runs `certbound authorization-server` with args
@@ -32,8 +35,8 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 	caFile := fs.String("client-ca-file", "", "PEM bundle of the only trust anchors for tls_client_auth")
 	intermediatesFile := fs.String("client-intermediates-file", "", "PEM bundle of intermediates that may complete tls_client_auth chains")
 	clientsDir := fs.String("clients-dir", "", "directory of RFC 7591 client metadata documents, one *.json per client (standalone registry)")
-	registryNamespace := fs.String("registry-namespace", "", "namespace of the registration Secrets (in-cluster registry; with --registry-authorization-server)")
-	registryServer := fs.String("registry-authorization-server", "", "AuthorizationServer whose registration Secrets (label "+AuthorizationServerLabel+") make the registry")
+	registryNamespace := fs.String("registry-namespace", "", "namespace of the ClientRegistrations (in-cluster registry; with --registry-authorization-server)")
+	registryServer := fs.String("registry-authorization-server", "", "AuthorizationServer whose ClientRegistrations (label "+registration.LabelAuthorizationServer+", same spec.authorizationServerName) make the registry")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for the in-cluster registry and revocation store (default: $KUBECONFIG, else the pod's service account)")
 	signingKeyFile := fs.String("signing-key-file", "", "private JWK Set; the first key signs (default: an ephemeral ES256 key)")
 	ttl := fs.Duration("access-token-ttl", DefaultAccessTokenTTL, "access token lifetime")
@@ -152,15 +155,19 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 		follow(ctx context.Context)
 	}
 	if inCluster {
-		kube, err := kubernetesClient(*kubeconfig)
+		restCfg, err := kubernetesConfig(*kubeconfig)
 		if err != nil {
 			return err
 		}
-		secrets, err := NewSecretRegistry(kube, *registryNamespace, *registryServer, log, metrics)
+		dyn, err := dynamic.NewForConfig(restCfg)
+		if err != nil {
+			return fmt.Errorf("Kubernetes client: %w", err)
+		}
+		regs, err := NewClientRegistrationRegistry(dyn, *registryNamespace, *registryServer, log, metrics)
 		if err != nil {
 			return err
 		}
-		registry = followedSecrets{secrets, log}
+		registry = followedClientRegistrations{regs, log}
 	} else {
 		dir, err := NewDirectoryRegistry(*clientsDir, log, metrics)
 		if err != nil {
@@ -196,20 +203,20 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 	return err
 }
 
-// followedDirectory and followedSecrets give the two registries one way to
-// be followed for the life of the server.
+// followedDirectory and followedClientRegistrations give the two registries
+// one way to be followed for the life of the server.
 type followedDirectory struct{ *DirectoryRegistry }
 
 func (d followedDirectory) follow(ctx context.Context) { d.Watch(ctx) }
 
-type followedSecrets struct {
-	*SecretRegistry
+type followedClientRegistrations struct {
+	*ClientRegistrationRegistry
 	log *slog.Logger
 }
 
-func (s followedSecrets) follow(ctx context.Context) {
+func (s followedClientRegistrations) follow(ctx context.Context) {
 	if err := s.Run(ctx); err != nil {
-		s.log.Error("registration Secrets could not be followed", "error", err)
+		s.log.Error("ClientRegistrations could not be followed", "error", err)
 	}
 }
 
@@ -220,9 +227,18 @@ const (
 	kubeClientBurst = 100
 )
 
-// kubernetesClient uses the kubeconfig file if one is named (flag or
-// $KUBECONFIG), else the pod's in-cluster service account.
+// kubernetesClient is the typed client of the revocation store.
 func kubernetesClient(kubeconfig string) (kubernetes.Interface, error) {
+	cfg, err := kubernetesConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// kubernetesConfig uses the kubeconfig file if one is named (flag or
+// $KUBECONFIG), else the pod's in-cluster service account.
+func kubernetesConfig(kubeconfig string) (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
@@ -233,7 +249,7 @@ func kubernetesClient(kubeconfig string) (kubernetes.Interface, error) {
 	// Above client-go's default of 5: each revocation is a create, and
 	// each expired one a delete.
 	cfg.QPS, cfg.Burst = kubeClientQPS, kubeClientBurst
-	return kubernetes.NewForConfig(cfg)
+	return cfg, nil
 }
 
 // LoadCertificates reads every CERTIFICATE block of a PEM file.

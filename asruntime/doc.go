@@ -27,12 +27,20 @@
 // need the bound addresses before they configure the server.
 //
 // Clients are RFC 7591 documents (see ParseClient); the Registry interface
-// lets other sources, such as registration Secrets, supply them.
+// lets other sources, such as the ClientRegistration objects of a cluster
+// (ClientRegistrationRegistry), supply them.
 //
 // Audience rule (RFC 8707, RFC 9068 §3): a client lists the resource
 // indicators it may ask for in the "resources" extension member of its
 // metadata. Every `resource` parameter of a request must be one of them
 // (else invalid_target) and the requested ones become aud; without a
 // `resource` parameter aud is all registered resources, or the issuer for a
-// client that registered none.
+// client that registered none. The issuer is never added to the audience of
+// a client that registered resources.
+//
+// A client may register min_certificate_not_before: a certificate whose
+// NotBefore is earlier never authenticates it (invalid_client, "certificate
+// issued before the client's current registration"). Introspection answers
+// {"active":false} for a token whose client is no longer registered, or
+// that was issued before the client's min_certificate_not_before.
 package asruntime

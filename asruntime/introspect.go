@@ -4,7 +4,9 @@ package asruntime
 // the certificate binding as a top-level cnf member (RFC 8705 §3.2). The
 // caller authenticates as any registered client, with its registered
 // method, exactly as at the token endpoint. A token that is not active —
-// revoked, expired, signed by someone else, or not a token at all — is
+// revoked, expired, issued to a client that is no longer registered (or
+// before its current registration's min_certificate_not_before), signed by
+// someone else, or not a token at all — is
 // answered with {"active":false} and nothing more (RFC 7662 §2.2), so the
 // answer never says why.
 
@@ -92,6 +94,18 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) string {
 		return outcome
 	}
 	if t == nil {
+		writeIntrospection(w, inactive)
+		return "inactive"
+	}
+	// A token outlives neither its client's registration: once the
+	// client_id is gone from the registry (its registration deleted or
+	// refused), none of its tokens is active any more.
+	// Nor its client's current registration: a token issued before the
+	// client's min_certificate_not_before belongs to an earlier hold of the
+	// client_id (a previous holder, or a subject since replaced), bound to
+	// a certificate that can no longer authenticate.
+	owner, ok := s.registry.Clients().Lookup(t.ClientID)
+	if !ok || (!owner.minCertNotBefore.IsZero() && t.IssuedAt < owner.minCertNotBefore.Unix()) {
 		writeIntrospection(w, inactive)
 		return "inactive"
 	}

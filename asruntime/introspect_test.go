@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -221,4 +223,64 @@ func TestMetadataAdvertisesIntrospectionAndRevocation(t *testing.T) {
 		len(md.IntrospectionMethods) != 4 || len(md.RevocationMethods) != 4 {
 		t.Fatalf("metadata %+v", md)
 	}
+}
+
+// TestTokenOfAnUnregisteredClientIsInactive: once a client's registration
+// is gone, its tokens are no longer active, though unexpired and never
+// revoked; registered again, they are (the registration, not the token,
+// was what went away).
+func TestTokenOfAnUnregisteredClientIsInactive(t *testing.T) {
+	as := startAS(t, twoClients())
+	billing := as.clientCA.leaf(t, x509.Certificate{DNSNames: []string{"billing.example"}})
+	token := as.tokenFor(t, &billing, "billing")
+	introspect := func() answer {
+		return postForm(t, as.client(nil), as.publicURL+introspectionPath, url.Values{"token": {token}}, basic("resource", "s3cret+/="))
+	}
+	requireActive(t, introspect())
+
+	if err := os.Remove(filepath.Join(as.dir, "billing.json")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "billing to leave the registry", func() bool {
+		_, ok := as.registry.Clients().Lookup("billing")
+		return !ok
+	})
+	requireInactive(t, introspect())
+
+	writeClient(t, as.dir, "billing.json", pkiClient("billing", "tls_client_auth_san_dns", "billing.example"))
+	waitFor(t, "billing to come back", func() bool {
+		_, ok := as.registry.Clients().Lookup("billing")
+		return ok
+	})
+	requireActive(t, introspect())
+}
+
+// TestTokenOfAnEarlierRegistrationIsInactive: when a client_id is
+// registered anew (a new holder, or a new subject) its
+// min_certificate_not_before moves past the old tokens' iat, and those
+// tokens, bound to certificates that can no longer authenticate, are
+// inactive; tokens of the current registration stay active.
+func TestTokenOfAnEarlierRegistrationIsInactive(t *testing.T) {
+	as := startAS(t, twoClients())
+	old := as.clientCA.leaf(t, x509.Certificate{DNSNames: []string{"billing.example"}})
+	oldToken := as.tokenFor(t, &old, "billing")
+	introspect := func(token string) answer {
+		return postForm(t, as.client(nil), as.publicURL+introspectionPath, url.Values{"token": {token}}, basic("resource", "s3cret+/="))
+	}
+	requireActive(t, introspect(oldToken))
+
+	// The new hold starts in the next whole second.
+	held := as.clock.Now().Add(time.Second).Truncate(time.Second)
+	doc := pkiClient("billing", "tls_client_auth_san_dns", "billing.example")
+	doc["min_certificate_not_before"] = held.UTC().Format(time.RFC3339)
+	writeClient(t, as.dir, "billing.json", doc)
+	waitFor(t, "the new registration", func() bool {
+		c, ok := as.registry.Clients().Lookup("billing")
+		return ok && !c.minCertNotBefore.IsZero()
+	})
+	requireInactive(t, introspect(oldToken))
+
+	as.clock.advance(2 * time.Second)
+	current := as.clientCA.leaf(t, x509.Certificate{DNSNames: []string{"billing.example"}, NotBefore: held})
+	requireActive(t, introspect(as.tokenFor(t, &current, "billing")))
 }

@@ -35,6 +35,7 @@ var (
 	errBoundTokenNeedsCert      = &oauthError{status: http.StatusBadRequest, code: "invalid_request", description: "this client receives certificate-bound tokens only; connect to the mTLS endpoint with its certificate"}
 	errInvalidClient            = &oauthError{status: http.StatusUnauthorized, code: "invalid_client", description: "client authentication failed"}
 	errInvalidClientBasic       = &oauthError{status: http.StatusUnauthorized, code: "invalid_client", description: "client authentication failed", basicChallenge: true}
+	errInvalidClientStaleCert   = &oauthError{status: http.StatusUnauthorized, code: "invalid_client", description: "certificate issued before the client's current registration"}
 	errServer                   = &oauthError{status: http.StatusInternalServerError, code: "server_error", description: "the token could not be issued"}
 
 	// Introspection (RFC 7662) and revocation (RFC 7009).

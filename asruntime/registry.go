@@ -3,7 +3,7 @@ package asruntime
 // The registry is the authorization server's view of its clients: RFC 7591
 // client metadata documents, parsed and checked once when they are loaded so
 // that the token endpoint only does lookups. Sources (a directory here,
-// registration Secrets in a cluster) build a ClientSet and publish it
+// ClientRegistration objects in a cluster) build a ClientSet and publish it
 // atomically; requests always see one consistent snapshot.
 
 import (
@@ -11,25 +11,31 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/certbound/certbound/api/v1alpha1"
+	"github.com/certbound/certbound/internal/registration"
 )
 
 // Token endpoint authentication methods (RFC 7591 §2, RFC 8705 §2.1.1 and
 // §2.2.1) this server supports.
+// The mTLS methods and the grant are the project's shared names
+// (internal/registration); the secret methods exist only in the standalone
+// registry.
 const (
-	AuthMethodTLSClientAuth           = "tls_client_auth"
-	AuthMethodSelfSignedTLSClientAuth = "self_signed_tls_client_auth"
+	AuthMethodTLSClientAuth           = registration.AuthMethodTLSClientAuth
+	AuthMethodSelfSignedTLSClientAuth = registration.AuthMethodSelfSignedTLSClientAuth
 	AuthMethodClientSecretBasic       = "client_secret_basic"
 	AuthMethodClientSecretPost        = "client_secret_post"
 )
 
 // GrantTypeClientCredentials is the one grant this server issues tokens for.
-const GrantTypeClientCredentials = "client_credentials"
+const GrantTypeClientCredentials = registration.GrantTypeClientCredentials
 
 // Registry hands out the current snapshot of registered clients. A source
 // replaces the snapshot as a whole when its backing store changes.
@@ -59,11 +65,14 @@ func (s *ClientSet) Len() int {
 	return len(s.byID)
 }
 
-// ClientDocument is one registration document and the name of where it came
-// from (a file name, a Secret's namespace/name), used in logs.
+// ClientDocument is one registration and the name of where it came from (a
+// file name, a ClientRegistration's namespace/name), used in logs. It is
+// either a JSON document (Data, from the clients directory) or the typed
+// metadata of a ClientRegistration (Metadata); Metadata wins if both are set.
 type ClientDocument struct {
-	Source string
-	Data   []byte
+	Source   string
+	Data     []byte
+	Metadata *v1alpha1.ClientMetadata
 }
 
 // BuildClientSet parses documents in the given order. A document that does
@@ -74,7 +83,13 @@ func BuildClientSet(docs []ClientDocument, reject func(source string, err error)
 	set := &ClientSet{byID: make(map[string]*Client, len(docs))}
 	subjects := make(map[string]string)
 	for _, d := range docs {
-		c, err := ParseClient(d.Data)
+		var c *Client
+		var err error
+		if d.Metadata != nil {
+			c, err = newClient(d.Metadata, "")
+		} else {
+			c, err = ParseClient(d.Data)
+		}
 		if err != nil {
 			reject(d.Source, err)
 			continue
@@ -84,7 +99,7 @@ func BuildClientSet(docs []ClientDocument, reject func(source string, err error)
 			continue
 		}
 		if c.subject != nil {
-			key := c.subject.key()
+			key := c.subject.Key()
 			if other, dup := subjects[key]; dup {
 				reject(d.Source, fmt.Errorf("client %q: its subject value is already registered by client %q", c.ID, other))
 				continue
@@ -108,29 +123,22 @@ type Client struct {
 	scopes            []string
 	scopeClaim        string
 	resources         []string
-	subject           *subjectMatcher
+	subject           *registration.Subject
 	selfSignedCerts   [][]byte
 	jwksURI           string
+	// minCertNotBefore is min_certificate_not_before: a certificate issued
+	// earlier never authenticates this client (zero: no bound).
+	minCertNotBefore time.Time
 }
 
-// clientMetadata is the RFC 7591 document (with the RFC 8705 members). The
-// subject members are pointers so that "present but empty" counts as a
-// registered value and is refused rather than ignored.
-type clientMetadata struct {
-	ClientID                string          `json:"client_id"`
-	ClientSecret            string          `json:"client_secret"`
-	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method"`
-	GrantTypes              []string        `json:"grant_types"`
-	Scope                   string          `json:"scope"`
-	JWKS                    json.RawMessage `json:"jwks"`
-	JWKSURI                 string          `json:"jwks_uri"`
-	SubjectDN               *string         `json:"tls_client_auth_subject_dn"`
-	SANDNS                  *string         `json:"tls_client_auth_san_dns"`
-	SANURI                  *string         `json:"tls_client_auth_san_uri"`
-	SANIP                   *string         `json:"tls_client_auth_san_ip"`
-	SANEmail                *string         `json:"tls_client_auth_san_email"`
-	BoundAccessTokens       bool            `json:"tls_client_certificate_bound_access_tokens"`
-	Resources               []string        `json:"resources"`
+// clientDocument is the RFC 7591 document (with the RFC 8705 members) as
+// the standalone registry reads it: the API's ClientMetadata plus the one
+// member the API never carries, client_secret. The subject members are
+// pointers so that "present but empty" counts as a registered value and is
+// refused rather than ignored.
+type clientDocument struct {
+	v1alpha1.ClientMetadata
+	ClientSecret string `json:"client_secret"`
 }
 
 // maxClientDocument bounds one registration document; real ones are a few
@@ -143,23 +151,30 @@ const maxClientDocument = 256 << 10
 // client_secret_basic, grant_types ["authorization_code"] (so a client must
 // list client_credentials to use it). "resources" is this server's extension
 // member: the RFC 8707 resource indicators the client may request as token
-// audience.
+// audience. Unknown members are ignored (RFC 7591 §2).
 func ParseClient(data []byte) (*Client, error) {
 	if len(data) > maxClientDocument {
 		return nil, fmt.Errorf("document is larger than %d bytes", maxClientDocument)
 	}
-	var md clientMetadata
+	var doc clientDocument
 	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&md); err != nil {
+	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("decode client metadata: %w", err)
 	}
 	if dec.More() {
 		return nil, errors.New("decode client metadata: trailing data after the JSON object")
 	}
+	return newClient(&doc.ClientMetadata, doc.ClientSecret)
+}
+
+// newClient checks one client's metadata and prepares it for the token
+// endpoint. secret is the client_secret, which only the standalone
+// registry's documents can carry.
+func newClient(md *v1alpha1.ClientMetadata, secret string) (*Client, error) {
 	if md.ClientID == "" {
 		return nil, errors.New("client_id is missing")
 	}
-	c := &Client{ID: md.ClientID, AuthMethod: md.TokenEndpointAuthMethod, BoundTokens: md.BoundAccessTokens}
+	c := &Client{ID: md.ClientID, AuthMethod: md.TokenEndpointAuthMethod, BoundTokens: md.TLSClientCertificateBoundAccessTokens}
 	if c.AuthMethod == "" {
 		c.AuthMethod = AuthMethodClientSecretBasic
 	}
@@ -182,19 +197,26 @@ func ParseClient(data []byte) (*Client, error) {
 		}
 	}
 	c.resources = md.Resources
+	if md.MinCertificateNotBefore != nil {
+		c.minCertNotBefore = md.MinCertificateNotBefore.Time
+	}
 
-	subject, err := parseSubject(&md)
+	subject, err := registration.SubjectFromMetadata(md)
 	if err != nil {
 		return nil, fmt.Errorf("client %q: %w", c.ID, err)
 	}
+	hasJWKS := md.JWKS != nil && len(md.JWKS.Raw) > 0 && string(md.JWKS.Raw) != "null"
 	if subject != nil && c.AuthMethod != AuthMethodTLSClientAuth {
 		return nil, fmt.Errorf("client %q: a tls_client_auth_* subject value is registered but token_endpoint_auth_method is %q", c.ID, c.AuthMethod)
 	}
-	if (len(md.JWKS) > 0 || md.JWKSURI != "") && c.AuthMethod != AuthMethodSelfSignedTLSClientAuth {
+	if (hasJWKS || md.JWKSURI != "") && c.AuthMethod != AuthMethodSelfSignedTLSClientAuth {
 		return nil, fmt.Errorf("client %q: jwks or jwks_uri is registered but token_endpoint_auth_method is %q", c.ID, c.AuthMethod)
 	}
-	if md.ClientSecret != "" && c.AuthMethod != AuthMethodClientSecretBasic && c.AuthMethod != AuthMethodClientSecretPost {
+	if secret != "" && c.AuthMethod != AuthMethodClientSecretBasic && c.AuthMethod != AuthMethodClientSecretPost {
 		return nil, fmt.Errorf("client %q: client_secret is registered but token_endpoint_auth_method is %q", c.ID, c.AuthMethod)
+	}
+	if !c.minCertNotBefore.IsZero() && c.AuthMethod != AuthMethodTLSClientAuth && c.AuthMethod != AuthMethodSelfSignedTLSClientAuth {
+		return nil, fmt.Errorf("client %q: min_certificate_not_before is registered but token_endpoint_auth_method %q uses no certificate", c.ID, c.AuthMethod)
 	}
 
 	switch c.AuthMethod {
@@ -204,78 +226,32 @@ func ParseClient(data []byte) (*Client, error) {
 		}
 		c.subject = subject
 	case AuthMethodSelfSignedTLSClientAuth:
-		if err := parseSelfSignedKeys(c, &md); err != nil {
+		var jwks []byte
+		if hasJWKS {
+			jwks = md.JWKS.Raw
+		}
+		if err := parseSelfSignedKeys(c, jwks, md.JWKSURI); err != nil {
 			return nil, fmt.Errorf("client %q: %w", c.ID, err)
 		}
 	case AuthMethodClientSecretBasic, AuthMethodClientSecretPost:
-		if md.ClientSecret == "" {
+		if secret == "" {
 			return nil, fmt.Errorf("client %q: %s needs a client_secret", c.ID, c.AuthMethod)
 		}
-		c.secret = []byte(md.ClientSecret)
+		c.secret = []byte(secret)
 	default:
 		return nil, fmt.Errorf("client %q: token_endpoint_auth_method %q is not supported", c.ID, c.AuthMethod)
 	}
 	return c, nil
 }
 
-// parseSubject returns the one registered tls_client_auth_* value (RFC 8705
-// §2.1.2: exactly one), or nil when there is none.
-func parseSubject(md *clientMetadata) (*subjectMatcher, error) {
-	var found []*subjectMatcher
-	if md.SubjectDN != nil {
-		dn, err := ParseDistinguishedName(*md.SubjectDN)
-		if err != nil {
-			return nil, fmt.Errorf("tls_client_auth_subject_dn: %w", err)
-		}
-		found = append(found, &subjectMatcher{kind: subjectDN, dn: dn})
-	}
-	if md.SANDNS != nil {
-		name := strings.TrimSuffix(*md.SANDNS, ".")
-		if name == "" || strings.ContainsAny(name, " \t/") {
-			return nil, fmt.Errorf("tls_client_auth_san_dns %q is not a DNS name", *md.SANDNS)
-		}
-		found = append(found, &subjectMatcher{kind: subjectSANDNS, value: strings.ToLower(name)})
-	}
-	if md.SANURI != nil {
-		u, err := url.Parse(*md.SANURI)
-		if err != nil || u.Scheme == "" {
-			return nil, fmt.Errorf("tls_client_auth_san_uri %q is not an absolute URI", *md.SANURI)
-		}
-		found = append(found, &subjectMatcher{kind: subjectSANURI, value: u.String()})
-	}
-	if md.SANIP != nil {
-		ip := net.ParseIP(*md.SANIP)
-		if ip == nil {
-			return nil, fmt.Errorf("tls_client_auth_san_ip %q is not an IP address", *md.SANIP)
-		}
-		found = append(found, &subjectMatcher{kind: subjectSANIP, ip: ip})
-	}
-	if md.SANEmail != nil {
-		local, domain, ok := strings.Cut(*md.SANEmail, "@")
-		if !ok || local == "" || domain == "" || strings.Contains(domain, "@") {
-			return nil, fmt.Errorf("tls_client_auth_san_email %q is not an email address", *md.SANEmail)
-		}
-		found = append(found, &subjectMatcher{kind: subjectSANEmail, value: *md.SANEmail})
-	}
-	switch len(found) {
-	case 0:
-		return nil, nil
-	case 1:
-		return found[0], nil
-	default:
-		return nil, fmt.Errorf("%d tls_client_auth_* subject values are registered, RFC 8705 §2.1.2 allows exactly one", len(found))
-	}
-}
-
 // parseSelfSignedKeys checks the jwks or jwks_uri of a
 // self_signed_tls_client_auth client (RFC 7591 §2: never both).
-func parseSelfSignedKeys(c *Client, md *clientMetadata) error {
-	hasJWKS := len(md.JWKS) > 0 && string(md.JWKS) != "null"
+func parseSelfSignedKeys(c *Client, jwks []byte, jwksURI string) error {
 	switch {
-	case hasJWKS && md.JWKSURI != "":
+	case len(jwks) > 0 && jwksURI != "":
 		return errors.New("jwks and jwks_uri are both registered, RFC 7591 §2 allows one")
-	case hasJWKS:
-		certs, err := certificatesFromJWKS(md.JWKS)
+	case len(jwks) > 0:
+		certs, err := certificatesFromJWKS(jwks)
 		if err != nil {
 			return fmt.Errorf("jwks: %w", err)
 		}
@@ -283,10 +259,10 @@ func parseSelfSignedKeys(c *Client, md *clientMetadata) error {
 			return errors.New("jwks: no key carries an x5c certificate")
 		}
 		c.selfSignedCerts = certs
-	case md.JWKSURI != "":
-		u, err := url.Parse(md.JWKSURI)
+	case jwksURI != "":
+		u, err := url.Parse(jwksURI)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return fmt.Errorf("jwks_uri %q is not an https URL", md.JWKSURI)
+			return fmt.Errorf("jwks_uri %q is not an https URL", jwksURI)
 		}
 		c.jwksURI = u.String()
 	default:

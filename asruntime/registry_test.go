@@ -44,6 +44,9 @@ func TestParseClient(t *testing.T) {
 		"not JSON":                                     {doc: `client_id: a`, wantErr: "decode"},
 		"two JSON documents":                           {doc: `{"client_id":"a","client_secret":"s"} {}`, wantErr: "trailing"},
 		"a wrong JSON type":                            {doc: `{"client_id":1}`, wantErr: "decode"},
+		"min_certificate_not_before, mTLS client":      {doc: `{"client_id":"a","token_endpoint_auth_method":"tls_client_auth","tls_client_auth_san_dns":"a","min_certificate_not_before":"2026-01-02T03:04:05Z"}`},
+		"min_certificate_not_before, secret client":    {doc: `{"client_id":"a","client_secret":"s","min_certificate_not_before":"2026-01-02T03:04:05Z"}`, wantErr: "uses no certificate"},
+		"min_certificate_not_before, not RFC 3339":     {doc: `{"client_id":"a","token_endpoint_auth_method":"tls_client_auth","tls_client_auth_san_dns":"a","min_certificate_not_before":"yesterday"}`, wantErr: "decode"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ParseClient([]byte(c.doc))

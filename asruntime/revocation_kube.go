@@ -10,8 +10,8 @@ package asruntime
 // derived from the jti, so two replicas revoking one token create the same
 // object: the second create answers AlreadyExists, which is success once a
 // get has shown the object to be that revocation. A ConfigMap rather than
-// a Secret: a jti is not a secret, and the server then needs no write
-// access to Secrets (where the registrations it trusts live). The server's
+// a Secret: a jti is not a secret, and the server then needs no access to
+// Secrets at all (its clients come from ClientRegistrations). The server's
 // Role needs get, list, watch, create and delete on configmaps in its
 // namespace.
 //

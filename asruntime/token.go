@@ -46,11 +46,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 		s.log.Info("client authentication failed", "client_id", clientID, "reason", string(failure),
 			"remote", r.RemoteAddr, "certificate", len(certs) > 0)
-		e := errInvalidClient
-		if req.basicPresent {
-			e = errInvalidClientBasic
-		}
-		s.tokenError(w, r, e, nil)
+		s.tokenError(w, r, clientAuthError(failure, req.basicPresent), nil)
 		return
 	}
 	client := auth.client

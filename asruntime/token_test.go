@@ -405,3 +405,53 @@ func TestIssuerWithPath(t *testing.T) {
 		}
 	}
 }
+
+// TestAudience documents the aud rule (RFC 8707, RFC 9068 §3): a requested
+// resource must be registered and then is the whole audience; without a
+// request the audience is the registered resources; the issuer is the
+// audience only of a client that registered no resources, and never added
+// to a client's registered ones.
+func TestAudience(t *testing.T) {
+	const orders, billing = "https://api.example/orders", "https://api.example/billing"
+	as := startAS(t, map[string]map[string]any{
+		"scoped.json": secretClient("scoped", AuthMethodClientSecretPost, map[string]any{"resources": []string{orders, billing}}),
+		"plain.json":  secretClient("plain", AuthMethodClientSecretPost, nil),
+	})
+	form := func(id string, resources ...string) url.Values {
+		f := ccForm(id, "client_secret", "s3cret+/=")
+		for _, r := range resources {
+			f.Add("resource", r)
+		}
+		return f
+	}
+	for name, c := range map[string]struct {
+		form url.Values
+		aud  any // nil: invalid_target
+	}{
+		"registered resources, one requested":        {form: form("scoped", billing), aud: billing},
+		"registered resources, none requested":       {form: form("scoped"), aud: []any{orders, billing}},
+		"registered resources, the issuer requested": {form: form("scoped", as.publicURL)},
+		"registered resources, an unregistered one":  {form: form("scoped", orders, "https://api.example/other")},
+		"no registered resources, none requested":    {form: form("plain"), aud: as.publicURL},
+		"no registered resources, one requested":     {form: form("plain", orders)},
+		"no registered resources, the issuer":        {form: form("plain", as.publicURL)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp := as.post(t, as.client(nil), as.publicURL, c.form)
+			if c.aud == nil {
+				if resp.status != http.StatusBadRequest || resp.errorCode() != "invalid_target" {
+					t.Fatalf("%d %s, want invalid_target", resp.status, resp.raw)
+				}
+				return
+			}
+			if resp.status != http.StatusOK {
+				t.Fatalf("%d %s", resp.status, resp.raw)
+			}
+			got, _ := json.Marshal(as.claims(t, resp.body["access_token"].(string))["aud"])
+			want, _ := json.Marshal(c.aud)
+			if string(got) != string(want) {
+				t.Fatalf("aud %s, want %s", got, want)
+			}
+		})
+	}
+}
