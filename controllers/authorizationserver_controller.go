@@ -26,7 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
-	"github.com/certbound/certbound/webhook"
+	"github.com/certbound/certbound/api/v1alpha1/validation"
 )
 
 // indexTrustAnchorSecrets indexes AuthorizationServers by the names of
@@ -51,6 +51,7 @@ type AuthorizationServerReconciler struct {
 // +kubebuilder:rbac:groups=oauth.certbound.io,resources=authorizationservers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=oauth.certbound.io,resources=authorizationservers/status,verbs=get;patch
 // +kubebuilder:rbac:groups=oauth.certbound.io,resources=authorizationservers/finalizers,verbs=update
+// +kubebuilder:rbac:groups=oauth.certbound.io,resources=clientregistrations,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=serviceaccounts;services,verbs=get;list;watch;create;patch
 // The servers' Roles grant these on ConfigMaps (revocations); RBAC lets the
@@ -88,13 +89,23 @@ func (r *AuthorizationServerReconciler) SetupWithManager(mgr ctrl.Manager) error
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&cmapi.Certificate{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToServers)).
+		// The registered-client count.
+		Watches(&oauthv1alpha1.ClientRegistration{}, handler.EnqueueRequestsFromMapFunc(registrationToServer)).
 		Named("authorizationserver").
 		Complete(r)
 }
 
+func registrationToServer(_ context.Context, o client.Object) []reconcile.Request {
+	reg, ok := o.(*oauthv1alpha1.ClientRegistration)
+	if !ok {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: reg.Namespace, Name: reg.Spec.AuthorizationServerName}}}
+}
+
 // secretToServers maps a Secret to the servers it matters to: its
-// controller, the server whose registration it is, whose serving
-// certificate it holds, or whose trust anchor it is.
+// controller, whose serving certificate it holds, or whose trust anchor it
+// is.
 func (r *AuthorizationServerReconciler) secretToServers(ctx context.Context, o client.Object) []reconcile.Request {
 	var reqs []reconcile.Request
 	add := func(name string) {
@@ -102,9 +113,6 @@ func (r *AuthorizationServerReconciler) secretToServers(ctx context.Context, o c
 	}
 	if ref := metav1.GetControllerOf(o); ref != nil && ref.Kind == "AuthorizationServer" && ref.APIVersion == oauthv1alpha1.GroupVersion.String() {
 		add(ref.Name)
-	}
-	if name := o.GetLabels()[LabelAuthorizationServer]; name != "" {
-		add(name)
 	}
 	if name := o.GetLabels()[LabelServingCertificateOf]; name != "" {
 		add(name)
@@ -144,7 +152,7 @@ func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.
 	}()
 
 	// The webhook's rules hold even when the webhook is switched off.
-	if _, errs := webhook.ValidateAuthorizationServer(&as, nil); len(errs) > 0 {
+	if _, errs := validation.ValidateAuthorizationServer(&as, nil); len(errs) > 0 {
 		conds.set(oauthv1alpha1.ConditionReady, falseResult(ReasonInvalidSpec, errs.ToAggregate().Error()))
 		return ctrl.Result{}, nil
 	}
@@ -173,7 +181,7 @@ func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.
 	if err := r.applyOwned(ctx, &as, desiredServingCertificate(&as, issuer)); err != nil {
 		return ctrl.Result{}, r.childFailed(conds, err)
 	}
-	conds.set(ConditionServingCertificateReady, r.servingCertificateReady(ctx, &as))
+	conds.set(oauthv1alpha1.ConditionServingCertificateReady, r.servingCertificateReady(ctx, &as))
 
 	// Trust anchors.
 	anchors := make([]trustAnchorInput, 0, len(as.Spec.ClientTrustAnchors))
@@ -190,7 +198,7 @@ func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.
 		anchors = append(anchors, in)
 	}
 	bundle, anchorsResult := TrustAnchorBundle(anchors)
-	conds.set(ConditionTrustAnchorsReady, anchorsResult)
+	conds.set(oauthv1alpha1.ConditionTrustAnchorsReady, anchorsResult)
 	withClientCA := len(as.Spec.ClientTrustAnchors) > 0
 	if bundle != nil {
 		secret := &corev1.Secret{
@@ -239,18 +247,19 @@ func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.
 		if !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, err
 		}
-		conds.set(ConditionAvailable, DeploymentAvailable(nil))
+		conds.set(oauthv1alpha1.ConditionAvailable, DeploymentAvailable(nil))
 	} else {
-		conds.set(ConditionAvailable, DeploymentAvailable(&current))
+		conds.set(oauthv1alpha1.ConditionAvailable, DeploymentAvailable(&current))
 	}
 
-	var regs corev1.SecretList
+	var regs oauthv1alpha1.ClientRegistrationList
 	if err := r.Client.List(ctx, &regs, client.InNamespace(as.Namespace), client.MatchingLabels{LabelAuthorizationServer: as.Name}); err != nil {
 		return ctrl.Result{}, err
 	}
 	status.RegisteredClients = int32(len(regs.Items))
+	conds.set(oauthv1alpha1.ConditionClientPolicyReady, ClientPolicyReady(&as))
 
-	conds.summarize(ReasonReady, "the authorization server is serving", ConditionSigningKeyReady, ConditionServingCertificateReady, ConditionTrustAnchorsReady, ConditionAvailable)
+	conds.summarize(ReasonReady, "the authorization server is serving", oauthv1alpha1.ConditionSigningKeyReady, oauthv1alpha1.ConditionServingCertificateReady, oauthv1alpha1.ConditionTrustAnchorsReady, oauthv1alpha1.ConditionAvailable)
 	logger.V(1).Info("reconciled", "issuer", issuer, "nextKeyEvent", nextKeyEvent)
 	result := ctrl.Result{}
 	if !nextKeyEvent.IsZero() {
@@ -317,7 +326,7 @@ func (r *AuthorizationServerReconciler) reconcileSigningKeys(ctx context.Context
 	}
 	planned, _, next, err := planSigningKeys(now, keys, rotationPolicyOf(as), r.GenerateKey)
 	if err != nil {
-		conds.set(ConditionSigningKeyReady, falseResult("KeyGenerationFailed", err.Error()))
+		conds.set(oauthv1alpha1.ConditionSigningKeyReady, falseResult("KeyGenerationFailed", err.Error()))
 		return "", time.Time{}, err
 	}
 	jwks, schedule, err := encodeSigningKeys(planned)
@@ -340,9 +349,9 @@ func (r *AuthorizationServerReconciler) reconcileSigningKeys(ctx context.Context
 	}
 	msg := fmt.Sprintf("key %s signs; %d keys published", planned[0].JWK.KeyID, len(planned))
 	if regenerated {
-		conds.set(ConditionSigningKeyReady, trueResult(ReasonKeysRegenerated, "the previous signing keys were unreadable and were replaced; "+msg))
+		conds.set(oauthv1alpha1.ConditionSigningKeyReady, trueResult(ReasonKeysRegenerated, "the previous signing keys were unreadable and were replaced; "+msg))
 	} else {
-		conds.set(ConditionSigningKeyReady, trueResult(ReasonKeysCurrent, msg))
+		conds.set(oauthv1alpha1.ConditionSigningKeyReady, trueResult(ReasonKeysCurrent, msg))
 	}
 	return hashOf(kids), next, nil
 }

@@ -22,8 +22,8 @@ import (
 
 func TestAuthorizationServerChildren(t *testing.T) {
 	ctx := context.Background()
-	as := waitForServerCondition(t, authNS, serverName, controllers.ConditionServingCertificateReady, metav1.ConditionTrue, "")
-	for _, ct := range []string{controllers.ConditionSigningKeyReady, controllers.ConditionTrustAnchorsReady} {
+	as := waitForServerCondition(t, authNS, serverName, oauthv1alpha1.ConditionServingCertificateReady, metav1.ConditionTrue, "")
+	for _, ct := range []string{oauthv1alpha1.ConditionSigningKeyReady, oauthv1alpha1.ConditionTrustAnchorsReady, oauthv1alpha1.ConditionClientPolicyReady} {
 		if c := findCondition(as.Status.Conditions, ct); c == nil || c.Status != metav1.ConditionTrue {
 			t.Errorf("%s = %+v, want True", ct, c)
 		}
@@ -56,10 +56,11 @@ func TestAuthorizationServerChildren(t *testing.T) {
 	owned(&corev1.ServiceAccount{}, serverName)
 	var role rbacv1.Role
 	owned(&role, serverName)
-	// Read-only on the Secrets (registrations it trusts); revocations are
-	// ConfigMaps it writes.
+	// Read-only on the ClientRegistrations it trusts; revocations are
+	// ConfigMaps it writes. No Secrets (TestServerRoleReadsNoSecrets).
 	if len(role.Rules) != 2 ||
-		!slices.Equal(role.Rules[0].Resources, []string{"secrets"}) || !slices.Equal(role.Rules[0].Verbs, []string{"get", "list", "watch"}) ||
+		!slices.Equal(role.Rules[0].APIGroups, []string{oauthv1alpha1.GroupVersion.Group}) ||
+		!slices.Equal(role.Rules[0].Resources, []string{"clientregistrations"}) || !slices.Equal(role.Rules[0].Verbs, []string{"get", "list", "watch"}) ||
 		!slices.Equal(role.Rules[1].Resources, []string{"configmaps"}) || !slices.Equal(role.Rules[1].Verbs, []string{"get", "list", "watch", "create", "delete"}) {
 		t.Errorf("role rules %+v", role.Rules)
 	}
@@ -162,7 +163,7 @@ func TestRegisteredClientsAreCounted(t *testing.T) {
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: authNS, Name: serverName}, &as); err != nil {
 			return err
 		}
-		var regs corev1.SecretList
+		var regs oauthv1alpha1.ClientRegistrationList
 		if err := env.Client.List(context.Background(), &regs, client.InNamespace(authNS), client.MatchingLabels{controllers.LabelAuthorizationServer: serverName}); err != nil {
 			return err
 		}
@@ -179,8 +180,8 @@ func TestMissingTrustAnchorSaysWhich(t *testing.T) {
 	mustCreate(t, newServer(ns, "broken", func(as *oauthv1alpha1.AuthorizationServer) {
 		as.Spec.ClientTrustAnchors = []oauthv1alpha1.TrustAnchor{{SecretRef: oauthv1alpha1.SecretKeySelector{Name: "no-such-ca", Key: "ca.crt"}}}
 	}))
-	as := waitForServerCondition(t, ns, "broken", controllers.ConditionTrustAnchorsReady, metav1.ConditionFalse, controllers.ReasonTrustAnchorSecretNotFound)
-	c := findCondition(as.Status.Conditions, controllers.ConditionTrustAnchorsReady)
+	as := waitForServerCondition(t, ns, "broken", oauthv1alpha1.ConditionTrustAnchorsReady, metav1.ConditionFalse, controllers.ReasonTrustAnchorSecretNotFound)
+	c := findCondition(as.Status.Conditions, oauthv1alpha1.ConditionTrustAnchorsReady)
 	if !contains(c.Message, "no-such-ca") {
 		t.Errorf("message %q does not name the Secret", c.Message)
 	}
@@ -191,7 +192,7 @@ func TestMissingTrustAnchorSaysWhich(t *testing.T) {
 
 	// Creating the Secret fixes it.
 	mustCreate(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "no-such-ca", Namespace: ns}, Data: map[string][]byte{"ca.crt": mustSecret(t, authNS, clientsCA).Data["ca.crt"]}})
-	waitForServerCondition(t, ns, "broken", controllers.ConditionTrustAnchorsReady, metav1.ConditionTrue, controllers.ReasonTrustAnchorsLoaded)
+	waitForServerCondition(t, ns, "broken", oauthv1alpha1.ConditionTrustAnchorsReady, metav1.ConditionTrue, controllers.ReasonTrustAnchorsLoaded)
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -25,15 +25,11 @@ import (
 	"k8s.io/utils/ptr"
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
+	"github.com/certbound/certbound/internal/registration"
 )
 
 // Reasons of the AuthorizationServer conditions.
 const (
-	ConditionSigningKeyReady         = "SigningKeyReady"
-	ConditionServingCertificateReady = "ServingCertificateReady"
-	ConditionTrustAnchorsReady       = "TrustAnchorsReady"
-	ConditionAvailable               = "Available"
-
 	ReasonKeysCurrent               = "KeysCurrent"
 	ReasonKeysRegenerated           = "KeysRegenerated"
 	ReasonTrustAnchorsLoaded        = "TrustAnchorsLoaded"
@@ -44,6 +40,11 @@ const (
 	ReasonDeploymentAvailable       = "DeploymentAvailable"
 	ReasonDeploymentUnavailable     = "DeploymentUnavailable"
 	ReasonInvalidIssuer             = "InvalidIssuer"
+	ReasonDefaultClientPolicy       = "DefaultPolicy"
+	ReasonClientPolicyLoaded        = "PolicyLoaded"
+	// ReasonUnboundSubjectsAllowed warns that the platform team opted out
+	// of binding subjects to client namespaces.
+	ReasonUnboundSubjectsAllowed = "UnboundSubjectsAllowed"
 )
 
 // Ports of the authorization-server pods and Service.
@@ -200,18 +201,18 @@ func desiredServiceAccount(as *oauthv1alpha1.AuthorizationServer) *corev1.Servic
 	}
 }
 
-// desiredRole lets the server read the Secrets of its own namespace, where
-// its registrations are, and keep its revocations as ConfigMaps there (so
-// it needs no write access to the Secrets it trusts). Kubernetes RBAC
-// cannot narrow a list/watch by label, so a server should have a namespace
-// of its own.
+// desiredRole lets the server read the ClientRegistrations of its own
+// namespace and keep its revocations as ConfigMaps there. It reads no
+// Secret through the API: its signing keys, serving certificate and trust
+// anchors arrive as mounted volumes, so a client private key kept in the
+// same namespace is out of its reach.
 func desiredRole(as *oauthv1alpha1.AuthorizationServer) *rbacv1.Role {
 	return &rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"},
 		ObjectMeta: objectMeta(as, workloadName(as.Name)),
 		Rules: []rbacv1.PolicyRule{{
-			APIGroups: []string{""},
-			Resources: []string{"secrets"},
+			APIGroups: []string{oauthv1alpha1.GroupVersion.Group},
+			Resources: []string{"clientregistrations"},
 			Verbs:     []string{"get", "list", "watch"},
 		}, {
 			APIGroups: []string{""},
@@ -476,4 +477,27 @@ func countCertificates(data []byte) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// ClientPolicyReady reports the client policy in force: the safe default,
+// the platform team's patterns, or patterns that do not bind subjects to
+// the client's namespace (allowed only by explicit opt-out, and said so).
+// An invalid policy never gets here: validation refuses the server.
+func ClientPolicyReady(as *oauthv1alpha1.AuthorizationServer) conditionResult {
+	policy := as.Spec.ClientPolicy
+	scopes := fmt.Sprintf("%d scope(s) and %d audience(s) may be requested", len(policy.Scopes), len(policy.Audiences))
+	if len(policy.Subjects) == 0 {
+		return trueResult(ReasonDefaultClientPolicy, fmt.Sprintf("clients may claim only SPIFFE IDs of their own namespace (%s); %s", oauthv1alpha1.DefaultSubjectPattern, scopes))
+	}
+	var unbound []string
+	for _, sp := range policy.Subjects {
+		p, err := registration.PatternFromAPI(sp)
+		if err == nil && !p.BindsNamespace() {
+			unbound = append(unbound, p.String())
+		}
+	}
+	if len(unbound) > 0 {
+		return trueResult(ReasonUnboundSubjectsAllowed, fmt.Sprintf("WARNING: allowUnboundSubjects lets clients of any allowed namespace claim subjects matching %s; uniqueness still holds, first come first served; %s", strings.Join(unbound, ", "), scopes))
+	}
+	return trueResult(ReasonClientPolicyLoaded, fmt.Sprintf("%d subject pattern(s), each bound to the client's namespace; %s", len(policy.Subjects), scopes))
 }

@@ -3,17 +3,17 @@ package controllers
 import (
 	"crypto/sha256"
 	"encoding/hex"
+
+	"github.com/certbound/certbound/internal/registration"
 )
 
-// Labels and annotations the operator sets.
+// Labels the operator sets besides those of the registration contract.
 const (
-	// LabelAuthorizationServer marks a registration Secret with the name of
-	// the AuthorizationServer (in the Secret's namespace) that reads it.
-	LabelAuthorizationServer = "oauth.certbound.io/authorization-server"
-	// LabelClientNamespace and LabelClientName name the OAuthClient a
-	// registration, certificate or config Secret belongs to.
-	LabelClientNamespace = "oauth.certbound.io/client-namespace"
-	LabelClientName      = "oauth.certbound.io/client-name"
+	// Labels that name the OAuthClient a registration, certificate or config
+	// Secret belongs to, and the server a registration is read by.
+	LabelAuthorizationServer = registration.LabelAuthorizationServer
+	LabelClientNamespace     = registration.LabelClientNamespace
+	LabelClientName          = registration.LabelClientName
 	// LabelServingCertificateOf marks the serving certificate Secret of an
 	// AuthorizationServer, whose ca.crt goes into the client-config Secrets.
 	LabelServingCertificateOf = "oauth.certbound.io/serving-certificate-of"
@@ -22,16 +22,6 @@ const (
 	labelInstance             = "app.kubernetes.io/instance"
 	labelComponent            = "app.kubernetes.io/component"
 	managedByValue            = "certbound"
-
-	// RegistrationKey is the data key of a registration Secret: the RFC 7591
-	// client metadata document.
-	RegistrationKey = "client.json"
-
-	// Data keys of the client-config Secret.
-	ConfigKeyClientID      = "client_id"
-	ConfigKeyIssuer        = "issuer"
-	ConfigKeyTokenEndpoint = "token_endpoint"
-	ConfigKeyCA            = "ca.crt"
 
 	// finalizerRegistration makes the registration outlive its OAuthClient
 	// only until it is deleted.
@@ -57,13 +47,10 @@ func boundedName(name string, max int) string {
 	return prefix + "-" + suffix
 }
 
-// ClientID is the OAuth client_id of an OAuthClient: <namespace>.<name>.
-// Namespaces cannot contain dots, so it is unique across the cluster.
-func ClientID(namespace, name string) string { return namespace + "." + name }
-
-// RegistrationSecretName is the name of a client's registration Secret in
-// the AuthorizationServer's namespace.
-func RegistrationSecretName(clientNamespace, clientName string) string {
+// legacyRegistrationSecretName is the registration Secret earlier versions
+// wrote in the AuthorizationServer's namespace; the operator migrates it to
+// a ClientRegistration and deletes it.
+func legacyRegistrationSecretName(clientNamespace, clientName string) string {
 	return boundedName("oauthclient-"+clientNamespace+"-"+clientName, maxNameLength)
 }
 

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,6 +26,7 @@ import (
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
 	"github.com/certbound/certbound/asruntime/certbinding"
+	"github.com/certbound/certbound/internal/registration"
 )
 
 // indexAuthorizationServer indexes OAuthClients by <namespace>/<name> of
@@ -68,6 +68,7 @@ type OAuthClientReconciler struct {
 // +kubebuilder:rbac:groups=oauth.certbound.io,resources=oauthclients/status,verbs=get;patch
 // +kubebuilder:rbac:groups=oauth.certbound.io,resources=oauthclients/finalizers,verbs=update
 // +kubebuilder:rbac:groups=oauth.certbound.io,resources=authorizationservers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=oauth.certbound.io,resources=clientregistrations,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates;issuers,verbs=get;list;watch;create;patch;delete
@@ -82,7 +83,10 @@ func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Secret{}, indexRegistrationValues, registrationIndexValues); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &oauthv1alpha1.ClientRegistration{}, indexRegistrationSubject, registrationSubjectIndex); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &oauthv1alpha1.OAuthClient{}, indexClientSubject, clientSubjectIndex); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
@@ -90,6 +94,7 @@ func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&cmapi.Certificate{}).
 		Owns(&cmapi.Issuer{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToClients)).
+		Watches(&oauthv1alpha1.ClientRegistration{}, handler.EnqueueRequestsFromMapFunc(r.registrationToClients)).
 		// Only what clients read from their server re-reconciles them: its
 		// spec and its issuer and endpoints, not every status update (the
 		// registered-client count changes with each registration, and
@@ -114,15 +119,24 @@ func (r *OAuthClientReconciler) clientsOf(ctx context.Context, asNamespace, asNa
 	return reqs
 }
 
-func (r *OAuthClientReconciler) conflictingClientsOf(ctx context.Context, asNamespace, asName string) []reconcile.Request {
-	var list oauthv1alpha1.OAuthClientList
-	if err := r.Client.List(ctx, &list, client.MatchingFields{indexAuthorizationServer: asNamespace + "/" + asName}); err != nil {
+// registrationToClients maps a ClientRegistration to its holder (which
+// removes it when it is an orphan) and to every client claiming the same
+// subject anywhere in the cluster, so a refused claimant learns within
+// seconds that the subject was released, and a holder that lost a race
+// learns it lost.
+func (r *OAuthClientReconciler) registrationToClients(ctx context.Context, o client.Object) []reconcile.Request {
+	reg, ok := o.(*oauthv1alpha1.ClientRegistration)
+	if !ok {
 		return nil
 	}
-	var reqs []reconcile.Request
-	for _, c := range list.Items {
-		cond := meta.FindStatusCondition(c.Status.Conditions, oauthv1alpha1.ConditionRegistered)
-		if cond != nil && (cond.Reason == ReasonSubjectConflict || cond.Reason == ReasonClientIDConflict) {
+	reqs := []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: reg.Spec.Holder.Namespace, Name: reg.Spec.Holder.Name}}}
+	for _, key := range registrationSubjectIndex(reg) {
+		var list oauthv1alpha1.OAuthClientList
+		if err := r.Client.List(ctx, &list, client.MatchingFields{indexClientSubject: key}); err != nil {
+			log.FromContext(ctx).Error(err, "list claimants of a subject")
+			continue
+		}
+		for _, c := range list.Items {
 			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}})
 		}
 	}
@@ -146,7 +160,8 @@ func (r *OAuthClientReconciler) namespaceToClients(ctx context.Context, o client
 }
 
 // secretToClients maps the config Secret (owned), the certificate Secret
-// and the registration (labelled) to their client, and a server's serving
+// and a registration Secret of an earlier version (labelled) to their
+// client, and a server's serving
 // certificate Secret to all of that server's clients (its ca.crt is in their
 // config).
 func (r *OAuthClientReconciler) secretToClients(ctx context.Context, o client.Object) []reconcile.Request {
@@ -161,31 +176,38 @@ func (r *OAuthClientReconciler) secretToClients(ctx context.Context, o client.Ob
 	if as := l[LabelServingCertificateOf]; as != "" {
 		reqs = append(reqs, r.clientsOf(ctx, o.GetNamespace(), as)...)
 	}
-	if as := l[LabelAuthorizationServer]; as != "" {
-		// A registration changed or went: clients refused for a conflict
-		// may now register.
-		reqs = append(reqs, r.conflictingClientsOf(ctx, o.GetNamespace(), as)...)
-	}
 	return reqs
 }
 
 // clientScope is everything a reconcile of one client has observed.
 type clientScope struct {
-	client     *oauthv1alpha1.OAuthClient
-	server     *oauthv1alpha1.AuthorizationServer
-	clientID   string
-	regKey     client.ObjectKey
-	conds      *conditionSet
-	status     oauthv1alpha1.OAuthClientStatus
-	now        time.Time
-	leaf       *x509.Certificate
-	registered []*x509.Certificate
+	client   *oauthv1alpha1.OAuthClient
+	server   *oauthv1alpha1.AuthorizationServer
+	clientID string
+	regKey   client.ObjectKey
+	conds    *conditionSet
+	status   oauthv1alpha1.OAuthClientStatus
+	now      time.Time
+	leaf     *x509.Certificate
+	// own is the client's current registration, if it has one.
+	own *registeredClient
+	// heldSince is when the client's hold on its subject began (zero for
+	// a self-signed client); established when that hold was recorded
+	// before this reconcile.
+	heldSince   time.Time
+	established bool
+	registered  []*x509.Certificate
 }
 
 func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	var oc oauthv1alpha1.OAuthClient
 	if err := r.Client.Get(ctx, req.NamespacedName, &oc); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			// However the client went (even with its finalizer removed by
+			// hand), nothing it registered outlives it.
+			return ctrl.Result{}, r.deleteRegistrations(ctx, req.NamespacedName, "", "")
+		}
+		return ctrl.Result{}, err
 	}
 	if !oc.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, &oc)
@@ -199,8 +221,8 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	now := r.Clock.Now()
 	s := &clientScope{
 		client:   &oc,
-		clientID: ClientID(oc.Namespace, oc.Name),
-		regKey:   client.ObjectKey{Namespace: authorizationServerNamespace(&oc), Name: RegistrationSecretName(oc.Namespace, oc.Name)},
+		clientID: registration.ClientID(oc.Namespace, oc.Name),
+		regKey:   client.ObjectKey{Namespace: authorizationServerNamespace(&oc), Name: registration.ObjectName(oc.Namespace, oc.Name)},
 		conds:    newConditionSet(oc.Status.Conditions, oc.Generation, metav1.NewTime(now)),
 		status:   oauthv1alpha1.OAuthClientStatus{ObservedGeneration: oc.Status.ObservedGeneration},
 		now:      now,
@@ -208,6 +230,11 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	defer func() {
 		if retErr == nil {
 			s.status.ObservedGeneration = oc.Generation
+		} else {
+			// A transient error (the API server away, a conflict) says
+			// nothing new about the client: keep what status said.
+			s.status = *oc.Status.DeepCopy()
+			return
 		}
 		s.status.Conditions = s.conds.result
 		if err := r.writeStatus(ctx, &oc, s.status); err != nil {
@@ -228,45 +255,50 @@ func (r *OAuthClientReconciler) reconcileNormal(ctx context.Context, s *clientSc
 	case !apierrors.IsNotFound(err):
 		return ctrl.Result{}, err
 	}
-	var nsLabels map[string]string
-	if s.server != nil && allowedFrom(s.server) == oauthv1alpha1.NamespacesFromSelector {
-		var ns corev1.Namespace
-		if err := r.Client.Get(ctx, client.ObjectKey{Name: oc.Namespace}, &ns); err != nil {
-			return ctrl.Result{}, err
-		}
-		nsLabels = ns.Labels
+	var ns corev1.Namespace
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: oc.Namespace}, &ns); err != nil {
+		return ctrl.Result{}, err
 	}
-	accepted := ClientAccepted(oc, s.server, nsLabels)
+	accepted := ClientAccepted(oc, s.server, ns.Labels)
 	s.conds.set(oauthv1alpha1.ConditionAccepted, accepted)
 	if accepted.Status != metav1.ConditionTrue {
 		s.conds.set(oauthv1alpha1.ConditionCertificateReady, unknownResult(ReasonNotAccepted, "the client is not accepted"))
 		s.conds.set(oauthv1alpha1.ConditionRegistered, falseResult(ReasonNotAccepted, "the client is not accepted"))
 		s.conds.summarize(ReasonReady, "", oauthv1alpha1.ConditionAccepted)
-		// A client the server no longer accepts is not registered with it.
-		return ctrl.Result{}, r.deleteRegistration(ctx, oc)
+		// A client the server no longer accepts is registered nowhere and
+		// holds no certificate for a subject it may not claim.
+		if err := r.deleteRegistrations(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: oc.Name}, "", ""); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, r.deleteIssuance(ctx, oc)
 	}
 	s.status.ClientID = s.clientID
+	s.status.RegistrationName = s.regKey.Name
+	if err := r.observeRegistration(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
 
 	// Unique: refuse before issuing a certificate that would carry another
-	// client's subject value.
-	unique, existing, err := r.checkUnique(ctx, s)
+	// client's subject.
+	unique, err := r.checkUnique(ctx, s)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if unique.Status != metav1.ConditionTrue {
+		s.status.RegistrationName = ""
 		s.conds.set(oauthv1alpha1.ConditionRegistered, unique)
 		s.conds.set(oauthv1alpha1.ConditionCertificateReady, unknownResult(unique.Reason, "no certificate is issued for a conflicting client"))
 		s.conds.summarize(ReasonReady, "", oauthv1alpha1.ConditionAccepted, oauthv1alpha1.ConditionRegistered)
-		if existing != nil {
-			// We lost a race: the older holder keeps the value.
-			if err := r.deleteRegistration(ctx, oc); err != nil {
-				return ctrl.Result{}, err
-			}
+		if err := r.deleteRegistrations(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: oc.Name}, "", ""); err != nil {
+			return ctrl.Result{}, err
 		}
 		return ctrl.Result{}, r.deleteIssuance(ctx, oc)
 	}
-	if existing != nil {
-		s.registered = existing.Certificates
+	if !s.heldSince.IsZero() {
+		s.status.SubjectHeldSince = &metav1.Time{Time: s.heldSince}
+	}
+	if s.own != nil {
+		s.registered = s.own.Certificates
 	}
 
 	// Certificate: none when the client manages its own keys (a spec that
@@ -287,6 +319,13 @@ func (r *OAuthClientReconciler) reconcileNormal(ctx context.Context, s *clientSc
 			certResult = falseResult(ReasonNotControlled, err.Error())
 		}
 		s.conds.set(oauthv1alpha1.ConditionCertificateReady, certResult)
+		if certResult.Reason == ReasonCertificatePredatesRegistration {
+			// cert-manager reissues a Certificate whose Secret is gone,
+			// with notBefore now.
+			if err := r.deleteCertificateSecret(ctx, oc); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
 	}
 
 	// Registration.
@@ -316,67 +355,103 @@ func (r *OAuthClientReconciler) reconcileNormal(ctx context.Context, s *clientSc
 	return ctrl.Result{}, nil
 }
 
-// checkUnique lists the server's registrations (uncached) and applies
-// SubjectUnique. It returns this client's own registration when it has one.
-func (r *OAuthClientReconciler) checkUnique(ctx context.Context, s *clientScope) (conditionResult, *registeredClient, error) {
-	holder := s.client.Namespace + "/" + s.client.Name
-	ours := registeredClient{Holder: holder, ClientID: s.clientID, SecretName: s.regKey.Name}
-	if methodOf(s.client) == oauthv1alpha1.TLSClientAuth {
-		subject, _ := subjectOf(s.client.Spec.Subject)
-		ours.SubjectKey, _ = subjectKey(subject)
-	}
-	// Only registrations that share our client_id or subject value can
-	// conflict: the index finds them without reading every registration of
-	// the server on every reconcile. The cache may not yet hold a rival
-	// registered a moment ago; both registrations then exist briefly, the
-	// authorization server serves only the older one, and the Secret watch
-	// brings the younger client back here to lose (SubjectUnique orders by
-	// creation).
-	server := s.server.Namespace + "/" + s.server.Name
-	lookups := []string{registrationIndexValue(server, "id", ours.ClientID)}
-	if ours.SubjectKey != "" {
-		lookups = append(lookups, registrationIndexValue(server, "subject", ours.SubjectKey))
-	}
-	seen := map[string]bool{}
-	var own *registeredClient
-	var others []registeredClient
-	consider := func(sec *corev1.Secret) {
-		if seen[sec.Name] {
-			return
-		}
-		seen[sec.Name] = true
-		reg, err := parseRegistration(sec.Data[RegistrationKey])
-		if err != nil {
-			log.FromContext(ctx).Info("ignoring an unreadable registration", "secret", sec.Namespace+"/"+sec.Name, "error", err.Error())
-			return
-		}
-		reg.Holder = sec.Labels[LabelClientNamespace] + "/" + sec.Labels[LabelClientName]
-		reg.Created = sec.CreationTimestamp.Time
-		reg.SecretName = sec.Name
-		if sec.Name == s.regKey.Name && reg.Holder == holder {
-			ours.Created = reg.Created
-			own = &reg
-			return
-		}
-		others = append(others, reg)
-	}
-	for _, value := range lookups {
-		var list corev1.SecretList
-		if err := r.Client.List(ctx, &list, client.InNamespace(s.server.Namespace), client.MatchingFields{indexRegistrationValues: value}); err != nil {
-			return conditionResult{}, nil, err
-		}
-		for i := range list.Items {
-			consider(&list.Items[i])
-		}
-	}
-	var mine corev1.Secret
-	switch err := r.Client.Get(ctx, s.regKey, &mine); {
+// observeRegistration reads the client's current registration and any
+// registration Secret of an earlier version, and works out since when the
+// client holds its subject.
+func (r *OAuthClientReconciler) observeRegistration(ctx context.Context, s *clientScope) error {
+	oc := s.client
+	var reg oauthv1alpha1.ClientRegistration
+	switch err := r.Client.Get(ctx, s.regKey, &reg); {
 	case err == nil:
-		consider(&mine)
+		if reg.Spec.Holder.Namespace == oc.Namespace && reg.Spec.Holder.Name == oc.Name {
+			own, err := registeredFrom(&reg)
+			if err != nil {
+				log.FromContext(ctx).Info("rewriting an unreadable registration", "registration", own.Name, "error", err.Error())
+			} else {
+				s.own = &own
+			}
+		}
 	case !apierrors.IsNotFound(err):
-		return conditionResult{}, nil, err
+		return err
 	}
-	return SubjectUnique(ours, others), own, nil
+	var legacyCreated time.Time
+	var legacy corev1.Secret
+	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.regKey.Namespace, Name: legacyRegistrationSecretName(oc.Namespace, oc.Name)}, &legacy); {
+	case err == nil:
+		if legacy.Labels[LabelClientNamespace] == oc.Namespace && legacy.Labels[LabelClientName] == boundedName(oc.Name, 63) && legacy.Labels[LabelAuthorizationServer] != "" {
+			legacyCreated = legacy.CreationTimestamp.Time
+		}
+	case !apierrors.IsNotFound(err):
+		return err
+	}
+	if methodOf(oc) != oauthv1alpha1.TLSClientAuth {
+		return nil
+	}
+	subject, err := registration.SubjectFromAPI(oc.Spec.Subject)
+	if err != nil {
+		return nil // ClientAccepted has refused the client already.
+	}
+	s.heldSince, s.established = subjectHeldSince(s.own, oc.UID, subject.Key(), legacyCreated, s.now)
+	return nil
+}
+
+// checkUnique looks for other registrations of the client's subject across
+// the cluster and applies SubjectUnique. A registration whose holder is
+// gone (or was recreated) is an orphan: it is removed, not obeyed.
+func (r *OAuthClientReconciler) checkUnique(ctx context.Context, s *clientScope) (conditionResult, error) {
+	oc := s.client
+	if s.heldSince.IsZero() {
+		return trueResult(ReasonRegistered, ""), nil
+	}
+	subject, err := registration.SubjectFromAPI(oc.Spec.Subject)
+	if err != nil {
+		return conditionResult{}, err
+	}
+	ours := claim{
+		Holder:      types.NamespacedName{Namespace: oc.Namespace, Name: oc.Name},
+		SubjectKey:  subject.Key(),
+		HeldSince:   s.heldSince,
+		Name:        s.regKey.Namespace + "/" + s.regKey.Name,
+		Established: s.established,
+	}
+	var list oauthv1alpha1.ClientRegistrationList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{indexRegistrationSubject: ours.SubjectKey}); err != nil {
+		return conditionResult{}, err
+	}
+	var others []registeredClient
+	for i := range list.Items {
+		reg := &list.Items[i]
+		other, err := registeredFrom(reg)
+		if err != nil || other.Holder == ours.Holder {
+			continue
+		}
+		orphan, err := r.isOrphan(ctx, reg)
+		if err != nil {
+			return conditionResult{}, err
+		}
+		if orphan {
+			if err := r.Client.Delete(ctx, reg, client.Preconditions{UID: &reg.UID}); client.IgnoreNotFound(err) != nil {
+				return conditionResult{}, fmt.Errorf("delete orphaned registration %s: %w", other.Name, err)
+			}
+			continue
+		}
+		others = append(others, other)
+	}
+	return SubjectUnique(ours, others), nil
+}
+
+// isOrphan reports whether a registration's holder no longer exists as the
+// OAuthClient that registered it.
+func (r *OAuthClientReconciler) isOrphan(ctx context.Context, reg *oauthv1alpha1.ClientRegistration) (bool, error) {
+	var holder oauthv1alpha1.OAuthClient
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: reg.Spec.Holder.Namespace, Name: reg.Spec.Holder.Name}, &holder)
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return holder.UID != reg.Spec.Holder.UID, nil
 }
 
 func (r *OAuthClientReconciler) reconcileCertificate(ctx context.Context, s *clientScope) (conditionResult, error) {
@@ -399,7 +474,7 @@ func (r *OAuthClientReconciler) reconcileCertificate(ctx context.Context, s *cli
 		if !apierrors.IsNotFound(err) {
 			return conditionResult{}, err
 		}
-		res, _ := CertificateReady(oc, nil, nil, s.now)
+		res, _ := CertificateReady(oc, nil, nil, s.now, s.heldSince)
 		return res, nil
 	}
 	var secret *corev1.Secret
@@ -409,7 +484,7 @@ func (r *OAuthClientReconciler) reconcileCertificate(ctx context.Context, s *cli
 	} else if !apierrors.IsNotFound(err) {
 		return conditionResult{}, err
 	}
-	res, leaf := CertificateReady(oc, &cert, secret, s.now)
+	res, leaf := CertificateReady(oc, &cert, secret, s.now, s.heldSince)
 	if leaf != nil {
 		s.status.Certificate = &oauthv1alpha1.IssuedCertificate{
 			SecretName: cert.Spec.SecretName,
@@ -424,9 +499,13 @@ func (r *OAuthClientReconciler) reconcileCertificate(ctx context.Context, s *cli
 	return res, nil
 }
 
-// reconcileRegistration writes the registration Secret in the server's
-// namespace. A tls_client_auth client registers its subject value at once;
-// a self-signed client needs its certificate first.
+// reconcileRegistration writes the client's ClientRegistration in the
+// server's namespace, then removes what earlier versions or an earlier
+// spec left: a registration Secret (migrated: its creation time is the
+// start of the client's hold), a registration with another server.
+// A tls_client_auth client registers its subject at once (certificates
+// issued before it are refused by min_certificate_not_before); a
+// self-signed client needs its certificate first.
 func (r *OAuthClientReconciler) reconcileRegistration(ctx context.Context, s *clientScope) error {
 	oc := s.client
 	var certs []*x509.Certificate
@@ -443,44 +522,29 @@ func (r *OAuthClientReconciler) reconcileRegistration(ctx context.Context, s *cl
 		}
 		s.registered = certs
 	}
-	doc, err := registrationDocument(oc, certs)
+	md, err := desiredClientMetadata(oc, certs, s.heldSince)
 	if err != nil {
 		s.conds.set(oauthv1alpha1.ConditionRegistered, falseResult(ReasonInvalidSubject, err.Error()))
 		return nil
 	}
-	labels := clientLabels(oc)
-	labels[LabelAuthorizationServer] = s.server.Name
-	secret := &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Name: s.regKey.Name, Namespace: s.regKey.Namespace, Labels: labels},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{RegistrationKey: doc},
-	}
-	var current corev1.Secret
-	if err := r.Client.Get(ctx, s.regKey, &current); err == nil {
-		if current.Labels[LabelClientNamespace] != oc.Namespace || current.Labels[LabelClientName] != labels[LabelClientName] {
-			s.conds.set(oauthv1alpha1.ConditionRegistered, falseResult(ReasonNotControlled, (&NotControlledError{Kind: "Secret", Namespace: s.regKey.Namespace, Name: s.regKey.Name}).Error()))
-			return nil
-		}
-	} else if !apierrors.IsNotFound(err) {
-		return err
-	}
+	desired := desiredRegistration(oc, s.server, md)
 	var owner client.Object
 	if s.regKey.Namespace == oc.Namespace {
-		if err := ctrl.SetControllerReference(oc, secret, r.Scheme); err != nil {
+		if err := ctrl.SetControllerReference(oc, desired, r.Scheme); err != nil {
 			return err
 		}
 		owner = oc
 	}
-	if _, err := r.applier.apply(ctx, secret, owner); err != nil {
-		var nc *NotControlledError
-		if errors.As(err, &nc) {
-			s.conds.set(oauthv1alpha1.ConditionRegistered, falseResult(ReasonNotControlled, err.Error()))
-			return nil
-		}
+	if _, err := r.applier.apply(ctx, desired, owner); err != nil {
 		return err
 	}
-	msg := fmt.Sprintf("registered with AuthorizationServer %s/%s as client_id %s (Secret %s)", s.server.Namespace, s.server.Name, s.clientID, s.regKey.Name)
+	if err := r.deleteRegistrations(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: oc.Name}, s.regKey.Namespace, s.regKey.Name); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("registered with AuthorizationServer %s/%s as client_id %s (ClientRegistration %s)", s.server.Namespace, s.server.Name, s.clientID, s.regKey.Name)
+	if !s.heldSince.IsZero() {
+		msg += fmt.Sprintf("; certificates issued before %s are refused", s.heldSince.UTC().Format(time.RFC3339))
+	}
 	if len(certs) > 1 {
 		msg += fmt.Sprintf("; %d certificates registered until the earlier ones expire", len(certs))
 	}
@@ -497,15 +561,15 @@ func (r *OAuthClientReconciler) reconcileConfig(ctx context.Context, s *clientSc
 		return false, nil
 	}
 	data := map[string][]byte{
-		ConfigKeyClientID:      []byte(s.clientID),
-		ConfigKeyIssuer:        []byte(issuer),
-		ConfigKeyTokenEndpoint: []byte(eps.MTLSToken),
+		registration.ConfigKeyClientID:      []byte(s.clientID),
+		registration.ConfigKeyIssuer:        []byte(issuer),
+		registration.ConfigKeyTokenEndpoint: []byte(eps.MTLSToken),
 	}
 	var serving corev1.Secret
 	caReady := false
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.server.Namespace, Name: servingSecretName(s.server.Name)}, &serving); err == nil {
-		if ca := serving.Data[ConfigKeyCA]; len(ca) > 0 {
-			data[ConfigKeyCA] = ca
+		if ca := serving.Data[registration.ConfigKeyCA]; len(ca) > 0 {
+			data[registration.ConfigKeyCA] = ca
 			caReady = true
 		}
 	} else if !apierrors.IsNotFound(err) {
@@ -536,20 +600,35 @@ func (r *OAuthClientReconciler) applyOwned(ctx context.Context, oc *oauthv1alpha
 	return err
 }
 
-// deleteRegistration removes this client's registration, if it is this
-// client's (labels name it).
-func (r *OAuthClientReconciler) deleteRegistration(ctx context.Context, oc *oauthv1alpha1.OAuthClient) error {
-	var list corev1.SecretList
-	if err := r.Client.List(ctx, &list, client.MatchingLabels{LabelClientNamespace: oc.Namespace, LabelClientName: boundedName(oc.Name, 63)}, client.HasLabels{LabelAuthorizationServer}); err != nil {
+// deleteRegistrations removes the registrations the client holds, in any
+// namespace, except the one named keepNamespace/keepName (none when empty),
+// and registration Secrets of earlier versions naming it.
+func (r *OAuthClientReconciler) deleteRegistrations(ctx context.Context, holder types.NamespacedName, keepNamespace, keepName string) error {
+	selector := client.MatchingLabels{LabelClientNamespace: holder.Namespace, LabelClientName: boundedName(holder.Name, 63)}
+	var regs oauthv1alpha1.ClientRegistrationList
+	if err := r.Client.List(ctx, &regs, selector); err != nil {
 		return err
 	}
-	for i := range list.Items {
-		sec := &list.Items[i]
-		if sec.Name != RegistrationSecretName(oc.Namespace, oc.Name) {
+	for i := range regs.Items {
+		reg := &regs.Items[i]
+		if reg.Spec.Holder.Namespace != holder.Namespace || reg.Spec.Holder.Name != holder.Name || (reg.Namespace == keepNamespace && reg.Name == keepName) {
+			continue
+		}
+		if err := r.Client.Delete(ctx, reg, client.Preconditions{UID: &reg.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete registration %s/%s: %w", reg.Namespace, reg.Name, err)
+		}
+	}
+	var secrets corev1.SecretList
+	if err := r.Client.List(ctx, &secrets, selector, client.HasLabels{LabelAuthorizationServer}); err != nil {
+		return err
+	}
+	for i := range secrets.Items {
+		sec := &secrets.Items[i]
+		if sec.Name != legacyRegistrationSecretName(holder.Namespace, holder.Name) {
 			continue
 		}
 		if err := r.Client.Delete(ctx, sec, client.Preconditions{UID: &sec.UID}); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete registration %s/%s: %w", sec.Namespace, sec.Name, err)
+			return fmt.Errorf("delete registration Secret %s/%s: %w", sec.Namespace, sec.Name, err)
 		}
 	}
 	return nil
@@ -604,7 +683,7 @@ func (r *OAuthClientReconciler) reconcileDelete(ctx context.Context, oc *oauthv1
 	if !controllerutil.ContainsFinalizer(oc, finalizerRegistration) {
 		return nil
 	}
-	if err := r.deleteRegistration(ctx, oc); err != nil {
+	if err := r.deleteRegistrations(ctx, types.NamespacedName{Namespace: oc.Namespace, Name: oc.Name}, "", ""); err != nil {
 		return err
 	}
 	if err := r.deleteIssuance(ctx, oc); err != nil {

@@ -7,32 +7,31 @@ package controllers
 import (
 	"bytes"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
-	"github.com/cert-manager/cert-manager/pkg/util/pki"
 	jose "github.com/go-jose/go-jose/v4"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
+	"github.com/certbound/certbound/api/v1alpha1/validation"
 	"github.com/certbound/certbound/asruntime/certbinding"
-	"github.com/certbound/certbound/webhook"
+	"github.com/certbound/certbound/internal/registration"
 )
 
 // Reasons of the OAuthClient conditions.
@@ -55,8 +54,11 @@ const (
 	ReasonNotControlled         = "NotControlled"
 	ReasonRegistered            = "Registered"
 	ReasonSubjectConflict       = "SubjectConflict"
-	ReasonClientIDConflict      = "ClientIDConflict"
 	ReasonWaitingForCertificate = "WaitingForCertificate"
+	// ReasonCertificatePredatesRegistration: the certificate was issued
+	// before the client's hold on its subject began (it could be a
+	// certificate of an earlier holder); the operator has it reissued.
+	ReasonCertificatePredatesRegistration = "CertificatePredatesRegistration"
 	// ReasonClientManagedKeys: a self-signed client gives its keys in
 	// spec.jwks or spec.jwksURI and brings its own certificate; the
 	// operator issues none.
@@ -64,119 +66,6 @@ const (
 	ReasonServerCANotReady  = "ServerCANotReady"
 	ReasonReady             = "Ready"
 )
-
-// Registration member names of the subject values (RFC 8705 §2.1.2).
-const (
-	memberSubjectDN = "tls_client_auth_subject_dn"
-	memberSANDNS    = "tls_client_auth_san_dns"
-	memberSANURI    = "tls_client_auth_san_uri"
-	memberSANIP     = "tls_client_auth_san_ip"
-	memberSANEmail  = "tls_client_auth_san_email"
-)
-
-// clientSubject is the one registered subject value of a tls_client_auth
-// client: the registration member it goes into and its value.
-type clientSubject struct {
-	Member string
-	Value  string
-}
-
-// subjectOf returns the subject value of a tls_client_auth client, checked
-// the way cert-manager and the authorization server will read it.
-func subjectOf(s *oauthv1alpha1.ClientSubject) (clientSubject, error) {
-	if s == nil {
-		return clientSubject{}, errors.New("tls_client_auth needs a subject")
-	}
-	var found []clientSubject
-	if s.DN != "" {
-		found = append(found, clientSubject{memberSubjectDN, s.DN})
-	}
-	if s.DNSName != "" {
-		found = append(found, clientSubject{memberSANDNS, s.DNSName})
-	}
-	if s.URI != "" {
-		found = append(found, clientSubject{memberSANURI, s.URI})
-	}
-	if s.IP != "" {
-		found = append(found, clientSubject{memberSANIP, s.IP})
-	}
-	if s.Email != "" {
-		found = append(found, clientSubject{memberSANEmail, s.Email})
-	}
-	if len(found) != 1 {
-		return clientSubject{}, fmt.Errorf("exactly one of dn, dnsName, uri, ip, email must be set, found %d", len(found))
-	}
-	if _, err := subjectKey(found[0]); err != nil {
-		return clientSubject{}, err
-	}
-	return found[0], nil
-}
-
-// subjectKey is a canonical form of a subject value: two clients whose keys
-// are equal would be authenticated by the same certificates.
-func subjectKey(s clientSubject) (string, error) {
-	switch s.Member {
-	case memberSubjectDN:
-		rdns, err := pki.UnmarshalSubjectStringToRDNSequence(s.Value)
-		if err != nil {
-			return "", fmt.Errorf("dn %q is not an RFC 4514 distinguished name: %w", s.Value, err)
-		}
-		if len(rdns) == 0 {
-			return "", fmt.Errorf("dn %q is empty", s.Value)
-		}
-		key, err := rdnKey(rdns)
-		if err != nil {
-			return "", fmt.Errorf("dn %q: %w", s.Value, err)
-		}
-		return "dn:" + key, nil
-	case memberSANDNS:
-		name := strings.ToLower(strings.TrimSuffix(s.Value, "."))
-		if name == "" || strings.ContainsAny(name, " \t/@") {
-			return "", fmt.Errorf("dnsName %q is not a DNS name", s.Value)
-		}
-		return "dns:" + name, nil
-	case memberSANURI:
-		u, err := url.Parse(s.Value)
-		if err != nil || u.Scheme == "" {
-			return "", fmt.Errorf("uri %q is not an absolute URI", s.Value)
-		}
-		return "uri:" + u.String(), nil
-	case memberSANIP:
-		ip := net.ParseIP(s.Value)
-		if ip == nil {
-			return "", fmt.Errorf("ip %q is not an IP address", s.Value)
-		}
-		return "ip:" + ip.String(), nil
-	case memberSANEmail:
-		local, domain, ok := strings.Cut(s.Value, "@")
-		if !ok || local == "" || domain == "" || strings.Contains(domain, "@") {
-			return "", fmt.Errorf("email %q is not an email address", s.Value)
-		}
-		return "email:" + local + "@" + strings.ToLower(domain), nil
-	}
-	return "", fmt.Errorf("unknown subject member %q", s.Member)
-}
-
-// rdnKey renders an RDN sequence with OIDs and case-folded, trimmed values:
-// a simplified RFC 4517 distinguishedNameMatch.
-func rdnKey(rdns pkix.RDNSequence) (string, error) {
-	var b strings.Builder
-	for i, rdn := range rdns {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		parts := make([]string, 0, len(rdn))
-		for _, atv := range rdn {
-			if atv.Type == nil {
-				return "", errors.New("unknown attribute type")
-			}
-			parts = append(parts, atv.Type.String()+"="+strings.ToLower(strings.Join(strings.Fields(fmt.Sprint(atv.Value)), " ")))
-		}
-		slices.Sort(parts)
-		b.WriteString(strings.Join(parts, "+"))
-	}
-	return b.String(), nil
-}
 
 // ClientAccepted decides whether the AuthorizationServer takes the client:
 // it must exist and allow the client's namespace, and a tls_client_auth
@@ -194,12 +83,21 @@ func ClientAccepted(client *oauthv1alpha1.OAuthClient, as *oauthv1alpha1.Authori
 		return falseResult(ReasonNamespaceNotAllowed, fmt.Sprintf("AuthorizationServer %s/%s does not allow clients from namespace %s (allowedClientNamespaces.from: %s)", as.Namespace, as.Name, client.Namespace, allowedFrom(as)))
 	}
 	if methodOf(client) == oauthv1alpha1.TLSClientAuth {
-		if _, err := subjectOf(client.Spec.Subject); err != nil {
+		if _, err := registration.SubjectFromAPI(client.Spec.Subject); err != nil {
 			return falseResult(ReasonInvalidSubject, "spec.subject: "+err.Error())
 		}
 	}
-	if _, errs := webhook.ValidateOAuthClient(client, nil); len(errs) > 0 {
+	if _, errs := validation.ValidateOAuthClient(client, nil); len(errs) > 0 {
 		return falseResult(ReasonInvalidSpec, errs.ToAggregate().Error())
+	}
+	// The server's client policy: which subjects, scopes and audiences the
+	// client's namespace may claim. Enforced here, not only at admission.
+	if violations := validation.CheckClientAgainstPolicy(client, as, namespaceLabels); len(violations) > 0 {
+		msgs := make([]string, 0, len(violations))
+		for _, v := range violations {
+			msgs = append(msgs, v.Message)
+		}
+		return falseResult(violations[0].Reason, strings.Join(msgs, "; "))
 	}
 	return trueResult(ReasonAccepted, fmt.Sprintf("AuthorizationServer %s/%s accepts the client", as.Namespace, as.Name))
 }
@@ -270,7 +168,7 @@ func ClientKeysReady(c *oauthv1alpha1.OAuthClient) conditionResult {
 // clientKeySet parses spec.jwks with the admission rules. Expiry warnings
 // are the webhook's to give, so no time is passed.
 func clientKeySet(c *oauthv1alpha1.OAuthClient) (*jose.JSONWebKeySet, error) {
-	set, _, errs := webhook.ParseClientJWKS(c.Spec.JWKS, time.Time{}, field.NewPath("spec", "jwks"))
+	set, _, errs := validation.ParseClientJWKS(c.Spec.JWKS, time.Time{}, field.NewPath("spec", "jwks"))
 	if len(errs) > 0 {
 		return nil, errs.ToAggregate()
 	}
@@ -333,7 +231,7 @@ func desiredCertificate(c *oauthv1alpha1.OAuthClient, issuer cmmeta.IssuerRefere
 		},
 	}
 	if methodOf(c) == oauthv1alpha1.SelfSignedTLSClientAuth {
-		cert.Spec.CommonName = ClientID(c.Namespace, c.Name)
+		cert.Spec.CommonName = registration.ClientID(c.Namespace, c.Name)
 		return cert
 	}
 	s := c.Spec.Subject
@@ -374,9 +272,10 @@ func desiredSelfSignedIssuer(c *oauthv1alpha1.OAuthClient) *cmapi.Issuer {
 }
 
 // CertificateReady evaluates the issued certificate: present, parseable,
-// current and carrying exactly the registered subject value. It returns
-// the parsed leaf when there is one.
-func CertificateReady(c *oauthv1alpha1.OAuthClient, cert *cmapi.Certificate, secret *corev1.Secret, now time.Time) (conditionResult, *x509.Certificate) {
+// current, carrying exactly the registered subject value and issued no
+// earlier than heldSince, when the client's hold on its subject began
+// (zero: no such bound). It returns the parsed leaf when there is one.
+func CertificateReady(c *oauthv1alpha1.OAuthClient, cert *cmapi.Certificate, secret *corev1.Secret, now, heldSince time.Time) (conditionResult, *x509.Certificate) {
 	if cert == nil {
 		return falseResult(ReasonIssuing, "the cert-manager Certificate has not been created yet"), nil
 	}
@@ -397,62 +296,19 @@ func CertificateReady(c *oauthv1alpha1.OAuthClient, cert *cmapi.Certificate, sec
 		return falseResult(ReasonCertificateExpired, fmt.Sprintf("the certificate in Secret %s expired at %s", secret.Name, leaf.NotAfter.UTC().Format(time.RFC3339))), leaf
 	}
 	if methodOf(c) == oauthv1alpha1.TLSClientAuth {
-		subject, err := subjectOf(c.Spec.Subject)
+		subject, err := registration.SubjectFromAPI(c.Spec.Subject)
 		if err != nil {
 			return falseResult(ReasonInvalidSubject, err.Error()), leaf
 		}
-		if reason, msg, ok := CertificateMatchesSubject(leaf, subject); !ok {
-			return falseResult(reason, msg), leaf
+		if !subject.CarriedExactly(leaf) {
+			return falseResult(ReasonSubjectMismatch, fmt.Sprintf("the issued certificate does not carry exactly %s (re-issuance pending?)", subject)), leaf
+		}
+		if leaf.NotBefore.Before(heldSince) {
+			return falseResult(ReasonCertificatePredatesRegistration, fmt.Sprintf("the certificate in Secret %s was issued at %s, before the client's hold on its subject began at %s; the authorization server refuses it and it is being reissued",
+				secret.Name, leaf.NotBefore.UTC().Format(time.RFC3339), heldSince.UTC().Format(time.RFC3339))), leaf
 		}
 	}
 	return trueResult(ReasonIssued, fmt.Sprintf("certificate %s valid until %s", certbinding.Thumbprint(leaf.Raw), leaf.NotAfter.UTC().Format(time.RFC3339))), leaf
-}
-
-// CertificateMatchesSubject checks that the certificate carries the
-// registered subject value and no other value of the same kind.
-func CertificateMatchesSubject(leaf *x509.Certificate, s clientSubject) (reason, message string, ok bool) {
-	want, err := subjectKey(s)
-	if err != nil {
-		return ReasonInvalidSubject, err.Error(), false
-	}
-	var got []string
-	switch s.Member {
-	case memberSubjectDN:
-		rdns, err := pki.UnmarshalRawDerBytesToRDNSequence(leaf.RawSubject)
-		if err == nil {
-			if k, err := rdnKey(rdns); err == nil {
-				got = []string{"dn:" + k}
-			}
-		}
-	case memberSANDNS:
-		for _, n := range leaf.DNSNames {
-			got = append(got, mustKey(clientSubject{memberSANDNS, n}))
-		}
-	case memberSANURI:
-		for _, u := range leaf.URIs {
-			got = append(got, mustKey(clientSubject{memberSANURI, u.String()}))
-		}
-	case memberSANIP:
-		for _, ip := range leaf.IPAddresses {
-			got = append(got, mustKey(clientSubject{memberSANIP, ip.String()}))
-		}
-	case memberSANEmail:
-		for _, e := range leaf.EmailAddresses {
-			got = append(got, mustKey(clientSubject{memberSANEmail, e}))
-		}
-	}
-	if len(got) == 1 && got[0] == want {
-		return "", "", true
-	}
-	return ReasonSubjectMismatch, fmt.Sprintf("the issued certificate does not carry exactly %s %q (re-issuance pending?)", s.Member, s.Value), false
-}
-
-func mustKey(s clientSubject) string {
-	k, err := subjectKey(s)
-	if err != nil {
-		return "invalid:" + s.Value
-	}
-	return k
 }
 
 func parseLeaf(pemData []byte) (*x509.Certificate, error) {
@@ -485,126 +341,129 @@ func selfSignedKeySet(current *x509.Certificate, previous []*x509.Certificate, n
 	return out
 }
 
-// registration is the RFC 7591 client metadata document with the RFC 8705
-// members, as the authorization server reads it.
-type registration struct {
-	ClientID                string              `json:"client_id"`
-	ClientName              string              `json:"client_name,omitempty"`
-	TokenEndpointAuthMethod string              `json:"token_endpoint_auth_method"`
-	GrantTypes              []string            `json:"grant_types"`
-	Scope                   string              `json:"scope,omitempty"`
-	SubjectDN               *string             `json:"tls_client_auth_subject_dn,omitempty"`
-	SANDNS                  *string             `json:"tls_client_auth_san_dns,omitempty"`
-	SANURI                  *string             `json:"tls_client_auth_san_uri,omitempty"`
-	SANIP                   *string             `json:"tls_client_auth_san_ip,omitempty"`
-	SANEmail                *string             `json:"tls_client_auth_san_email,omitempty"`
-	JWKS                    *jose.JSONWebKeySet `json:"jwks,omitempty"`
-	JWKSURI                 string              `json:"jwks_uri,omitempty"`
-	BoundAccessTokens       bool                `json:"tls_client_certificate_bound_access_tokens"`
-}
-
-// registrationDocument renders the registration of a client. certs are the
-// self-signed certificates to register (ignored for tls_client_auth and for
-// a client that manages its own keys, whose spec.jwks is registered
-// re-serialised from the parsed set, or spec.jwksURI as jwks_uri).
-func registrationDocument(c *oauthv1alpha1.OAuthClient, certs []*x509.Certificate) ([]byte, error) {
-	r := registration{
-		ClientID:                ClientID(c.Namespace, c.Name),
-		ClientName:              c.Namespace + "/" + c.Name,
-		TokenEndpointAuthMethod: string(methodOf(c)),
-		Scope:                   strings.Join(c.Spec.Scopes, " "),
-		BoundAccessTokens:       c.Spec.CertificateBoundAccessTokens == nil || *c.Spec.CertificateBoundAccessTokens,
+// desiredClientMetadata renders the RFC 7591 document of a client. certs
+// are the self-signed certificates to register (ignored for
+// tls_client_auth and for a client that manages its own keys, whose
+// spec.jwks is registered re-serialised from the parsed set, or
+// spec.jwksURI as jwks_uri). heldSince becomes min_certificate_not_before
+// of a tls_client_auth client: the server refuses certificates issued
+// before the client's hold on its subject began.
+func desiredClientMetadata(c *oauthv1alpha1.OAuthClient, certs []*x509.Certificate, heldSince time.Time) (oauthv1alpha1.ClientMetadata, error) {
+	md := oauthv1alpha1.ClientMetadata{
+		ClientID:                              registration.ClientID(c.Namespace, c.Name),
+		ClientName:                            c.Namespace + "/" + c.Name,
+		TokenEndpointAuthMethod:               string(methodOf(c)),
+		Scope:                                 strings.Join(c.Spec.Scopes, " "),
+		TLSClientCertificateBoundAccessTokens: c.Spec.CertificateBoundAccessTokens == nil || *c.Spec.CertificateBoundAccessTokens,
+		Resources:                             slices.Clone(c.Spec.Audiences),
 	}
 	for _, g := range c.Spec.GrantTypes {
-		r.GrantTypes = append(r.GrantTypes, string(g))
+		md.GrantTypes = append(md.GrantTypes, string(g))
 	}
-	if len(r.GrantTypes) == 0 {
-		r.GrantTypes = []string{string(oauthv1alpha1.GrantTypeClientCredentials)}
+	if len(md.GrantTypes) == 0 {
+		md.GrantTypes = []string{string(oauthv1alpha1.GrantTypeClientCredentials)}
 	}
 	switch methodOf(c) {
 	case oauthv1alpha1.TLSClientAuth:
-		s, err := subjectOf(c.Spec.Subject)
+		s, err := registration.SubjectFromAPI(c.Spec.Subject)
 		if err != nil {
-			return nil, err
+			return md, err
 		}
-		v := s.Value
-		switch s.Member {
-		case memberSubjectDN:
-			r.SubjectDN = &v
-		case memberSANDNS:
-			r.SANDNS = &v
-		case memberSANURI:
-			r.SANURI = &v
-		case memberSANIP:
-			r.SANIP = &v
-		case memberSANEmail:
-			r.SANEmail = &v
+		s.SetOn(&md)
+		if !heldSince.IsZero() {
+			md.MinCertificateNotBefore = &metav1.Time{Time: heldSince.UTC()}
 		}
 	case oauthv1alpha1.SelfSignedTLSClientAuth:
-		if c.Spec.JWKSURI != "" {
-			r.JWKSURI = c.Spec.JWKSURI
-			break
-		}
-		if c.Spec.JWKS != "" {
-			set, err := clientKeySet(c)
+		var set *jose.JSONWebKeySet
+		switch {
+		case c.Spec.JWKSURI != "":
+			md.JWKSURI = c.Spec.JWKSURI
+			return md, nil
+		case c.Spec.JWKS != "":
+			parsed, err := clientKeySet(c)
 			if err != nil {
-				return nil, err
+				return md, err
 			}
-			r.JWKS = set
-			break
+			set = parsed
+		case len(certs) == 0:
+			return md, errors.New("a self-signed client needs a certificate to register")
+		default:
+			set = &jose.JSONWebKeySet{}
+			for _, cert := range certs {
+				set.Keys = append(set.Keys, jose.JSONWebKey{
+					Key:          cert.PublicKey,
+					KeyID:        certbinding.Thumbprint(cert.Raw),
+					Use:          "sig",
+					Certificates: []*x509.Certificate{cert},
+				})
+			}
 		}
-		if len(certs) == 0 {
-			return nil, errors.New("a self-signed client needs a certificate to register")
+		raw, err := json.Marshal(set)
+		if err != nil {
+			return md, fmt.Errorf("encode jwks: %w", err)
 		}
-		set := &jose.JSONWebKeySet{}
-		for _, cert := range certs {
-			set.Keys = append(set.Keys, jose.JSONWebKey{
-				Key:          cert.PublicKey,
-				KeyID:        certbinding.Thumbprint(cert.Raw),
-				Use:          "sig",
-				Certificates: []*x509.Certificate{cert},
-			})
-		}
-		r.JWKS = set
+		md.JWKS = &runtime.RawExtension{Raw: raw}
 	}
-	return json.Marshal(r)
+	return md, nil
 }
 
-// registeredClient is what the conflict check needs to know about an
-// existing registration.
+// desiredRegistration is the ClientRegistration of a client with its
+// server: in the server's namespace, named collision-free after the
+// client, labelled for the server's informer.
+func desiredRegistration(c *oauthv1alpha1.OAuthClient, as *oauthv1alpha1.AuthorizationServer, md oauthv1alpha1.ClientMetadata) *oauthv1alpha1.ClientRegistration {
+	labels := clientLabels(c)
+	labels[LabelAuthorizationServer] = as.Name
+	return &oauthv1alpha1.ClientRegistration{
+		TypeMeta:   metav1.TypeMeta{APIVersion: oauthv1alpha1.GroupVersion.String(), Kind: "ClientRegistration"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: registration.ObjectName(c.Namespace, c.Name), Labels: labels},
+		Spec: oauthv1alpha1.ClientRegistrationSpec{
+			AuthorizationServerName: as.Name,
+			Holder:                  oauthv1alpha1.ClientHolder{Namespace: c.Namespace, Name: c.Name, UID: c.UID},
+			Client:                  md,
+		},
+	}
+}
+
+// registeredClient is what the operator needs to know of an existing
+// registration.
 type registeredClient struct {
+	// Name is the ClientRegistration's namespace/name.
+	Name string
 	// Holder names the OAuthClient (namespace/name) the registration belongs to.
-	Holder     string
-	ClientID   string
+	Holder    types.NamespacedName
+	HolderUID types.UID
+	// SubjectKey is the canonical registered subject of a tls_client_auth
+	// client, empty otherwise.
 	SubjectKey string
-	// Created orders registrations: the older one holds a value.
-	Created time.Time
-	// SecretName breaks ties between registrations created in the same second.
-	SecretName string
+	// HeldSince is when the holder's hold on the subject began: the
+	// registration's min_certificate_not_before, else its creation.
+	HeldSince time.Time
 	// Certificates are the self-signed certificates registered in jwks.
 	Certificates []*x509.Certificate
 }
 
-// parseRegistration reads an existing registration document.
-func parseRegistration(data []byte) (registeredClient, error) {
-	var r struct {
-		registration
-		JWKS json.RawMessage `json:"jwks"`
+// registeredFrom reads a ClientRegistration.
+func registeredFrom(reg *oauthv1alpha1.ClientRegistration) (registeredClient, error) {
+	out := registeredClient{
+		Name:      reg.Namespace + "/" + reg.Name,
+		Holder:    types.NamespacedName{Namespace: reg.Spec.Holder.Namespace, Name: reg.Spec.Holder.Name},
+		HolderUID: reg.Spec.Holder.UID,
+		HeldSince: reg.CreationTimestamp.Time,
 	}
-	if err := json.Unmarshal(data, &r); err != nil {
-		return registeredClient{}, fmt.Errorf("decode registration: %w", err)
+	md := &reg.Spec.Client
+	if md.MinCertificateNotBefore != nil {
+		out.HeldSince = md.MinCertificateNotBefore.Time
 	}
-	out := registeredClient{ClientID: r.ClientID}
-	for member, v := range map[string]*string{memberSubjectDN: r.SubjectDN, memberSANDNS: r.SANDNS, memberSANURI: r.SANURI, memberSANIP: r.SANIP, memberSANEmail: r.SANEmail} {
-		if v != nil {
-			if k, err := subjectKey(clientSubject{member, *v}); err == nil {
-				out.SubjectKey = k
-			}
-		}
+	subject, err := registration.SubjectFromMetadata(md)
+	if err != nil {
+		return out, err
 	}
-	if len(r.JWKS) > 0 && string(r.JWKS) != "null" {
+	if subject != nil {
+		out.SubjectKey = subject.Key()
+	}
+	if md.JWKS != nil && len(md.JWKS.Raw) > 0 {
 		var set jose.JSONWebKeySet
-		if err := json.Unmarshal(r.JWKS, &set); err != nil {
+		if err := json.Unmarshal(md.JWKS.Raw, &set); err != nil {
 			return out, fmt.Errorf("decode registration jwks: %w", err)
 		}
 		for _, k := range set.Keys {
@@ -616,32 +475,54 @@ func parseRegistration(data []byte) (registeredClient, error) {
 	return out, nil
 }
 
-// indexRegistrationValues indexes registration Secrets by the values that
-// must be unique per server: "<server ns>/<server>|id|<client_id>" and
-// "<server ns>/<server>|subject|<canonical subject>".
-const indexRegistrationValues = "oauth.certbound.io/registration-values"
+// Field indexes: ClientRegistrations by the subject they hold, and
+// OAuthClients by the subject they claim, both across the cluster, so a
+// claim finds its rivals and a released subject wakes its claimants.
+const (
+	indexRegistrationSubject = "oauth.certbound.io/registered-subject"
+	indexClientSubject       = "oauth.certbound.io/claimed-subject"
+)
 
-func registrationIndexValue(server, kind, value string) string {
-	return server + "|" + kind + "|" + value
-}
-
-// registrationIndexValues computes the index entries of a registration
-// Secret (none for any other Secret).
-func registrationIndexValues(o client.Object) []string {
-	sec, ok := o.(*corev1.Secret)
-	if !ok || sec.Labels[LabelAuthorizationServer] == "" {
+func registrationSubjectIndex(o client.Object) []string {
+	reg, ok := o.(*oauthv1alpha1.ClientRegistration)
+	if !ok {
 		return nil
 	}
-	reg, err := parseRegistration(sec.Data[RegistrationKey])
+	subject, err := registration.SubjectFromMetadata(&reg.Spec.Client)
+	if err != nil || subject == nil {
+		return nil
+	}
+	return []string{subject.Key()}
+}
+
+func clientSubjectIndex(o client.Object) []string {
+	c, ok := o.(*oauthv1alpha1.OAuthClient)
+	if !ok || methodOf(c) != oauthv1alpha1.TLSClientAuth {
+		return nil
+	}
+	subject, err := registration.SubjectFromAPI(c.Spec.Subject)
 	if err != nil {
 		return nil
 	}
-	server := sec.Namespace + "/" + sec.Labels[LabelAuthorizationServer]
-	values := []string{registrationIndexValue(server, "id", reg.ClientID)}
-	if reg.SubjectKey != "" {
-		values = append(values, registrationIndexValue(server, "subject", reg.SubjectKey))
+	return []string{subject.Key()}
+}
+
+// subjectHeldSince is when a tls_client_auth client's hold on subjectKey
+// began: kept from its own registration when that holds the same subject
+// for the same OAuthClient (same UID), else from the registration Secret
+// of an earlier version being migrated (legacyCreated), else now. A client
+// that changes its subject, or is recreated under the same name, starts a
+// new hold, so every certificate issued before it stops authenticating.
+// Times are whole seconds, as certificate validity is.
+// The hold is established when it was recorded before this reconcile.
+func subjectHeldSince(own *registeredClient, holderUID types.UID, subjectKey string, legacyCreated, now time.Time) (heldSince time.Time, established bool) {
+	if own != nil && own.HolderUID == holderUID && own.SubjectKey == subjectKey && !own.HeldSince.IsZero() {
+		return own.HeldSince, true
 	}
-	return values
+	if !legacyCreated.IsZero() {
+		return legacyCreated.UTC().Truncate(time.Second), true
+	}
+	return now.UTC().Truncate(time.Second), false
 }
 
 // serverChangedForClients passes the AuthorizationServer events its clients
@@ -659,32 +540,41 @@ var serverChangedForClients = predicate.Funcs{
 	},
 }
 
-// SubjectUnique refuses a client whose client_id or subject value another
-// registration of the same server already holds. The first holder wins:
-// when two registrations exist (a race), the older one keeps the value.
-func SubjectUnique(ours registeredClient, others []registeredClient) conditionResult {
-	for _, o := range others {
-		if o.Holder == ours.Holder {
-			continue
-		}
-		if !ours.Created.IsZero() && olderThan(ours, o) {
-			continue
-		}
-		if o.ClientID == ours.ClientID {
-			return falseResult(ReasonClientIDConflict, fmt.Sprintf("client_id %q is already registered by %s", ours.ClientID, o.Holder))
-		}
-		if ours.SubjectKey != "" && o.SubjectKey == ours.SubjectKey {
-			return falseResult(ReasonSubjectConflict, fmt.Sprintf("the subject value is already registered by %s; each subject value identifies one client", o.Holder))
-		}
-	}
-	return trueResult(ReasonRegistered, "")
+// claim is one client's claim on a subject.
+type claim struct {
+	Holder     types.NamespacedName
+	SubjectKey string
+	HeldSince  time.Time
+	// Name of the claim's ClientRegistration: breaks ties between holds
+	// that began in the same second.
+	Name string
+	// Established: the hold is recorded (the client's own registration of
+	// this subject, or a registration Secret being migrated). A claim not
+	// yet recorded loses to every recorded hold, even one of the same
+	// second.
+	Established bool
 }
 
-func olderThan(a, b registeredClient) bool {
-	if !a.Created.Equal(b.Created) {
-		return a.Created.Before(b.Created)
+// SubjectUnique refuses a claim on a subject another client holds,
+// whichever AuthorizationServer either registers with. A new claim loses
+// to every existing registration; between two registrations (a race) the
+// earliest hold wins, then the lower name. The holder is named only when it is in the
+// claimant's own namespace: other tenants' objects are not disclosed.
+func SubjectUnique(ours claim, others []registeredClient) conditionResult {
+	for _, o := range others {
+		if o.Holder == ours.Holder || o.SubjectKey != ours.SubjectKey || ours.SubjectKey == "" {
+			continue
+		}
+		if ours.Established && (ours.HeldSince.Before(o.HeldSince) || (ours.HeldSince.Equal(o.HeldSince) && ours.Name < o.Name)) {
+			continue
+		}
+		holder := "an OAuthClient in another namespace"
+		if o.Holder.Namespace == ours.Holder.Namespace {
+			holder = "OAuthClient " + o.Holder.Name
+		}
+		return falseResult(ReasonSubjectConflict, fmt.Sprintf("the subject is already held by %s (since %s); a subject identifies one client across the cluster", holder, o.HeldSince.UTC().Format(time.RFC3339)))
 	}
-	return a.SecretName < b.SecretName
+	return trueResult(ReasonRegistered, "")
 }
 
 // nextClientRequeue is when a client must be looked at again without any

@@ -22,9 +22,13 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
+	"github.com/certbound/certbound/api/v1alpha1/validation"
+	"github.com/certbound/certbound/internal/registration"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -53,8 +57,34 @@ func oauthClient(ns string, mutate func(*oauthv1alpha1.OAuthClient)) *oauthv1alp
 }
 
 func TestClientAccepted(t *testing.T) {
+	// The default oauthClient's DN names no namespace: these servers admit
+	// it by an OU that binds the namespace (O=Acme stands for any).
+	dnPolicy := func(as *oauthv1alpha1.AuthorizationServer) {
+		as.Spec.ClientPolicy.Subjects = []oauthv1alpha1.SubjectPattern{{DN: "CN=*,OU={namespace},O=Acme"}}
+		as.Spec.ClientPolicy.Scopes = []oauthv1alpha1.ScopePolicy{
+			{Name: "payments.read"},
+			{Name: "payments.write", Namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "payments"}}},
+		}
+		as.Spec.ClientPolicy.Audiences = []oauthv1alpha1.AudiencePolicy{{URI: "https://ledger.example"}}
+	}
+	withDNPolicy := func(mutate func(*oauthv1alpha1.AuthorizationServer)) *oauthv1alpha1.AuthorizationServer {
+		return server(func(as *oauthv1alpha1.AuthorizationServer) {
+			dnPolicy(as)
+			if mutate != nil {
+				mutate(as)
+			}
+		})
+	}
 	selector := func(as *oauthv1alpha1.AuthorizationServer) {
 		as.Spec.AllowedClientNamespaces = oauthv1alpha1.AllowedNamespaces{From: oauthv1alpha1.NamespacesFromSelector, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "payments"}}}
+	}
+	inOU := func(ns string, mutate func(*oauthv1alpha1.OAuthClient)) *oauthv1alpha1.OAuthClient {
+		return oauthClient(ns, func(c *oauthv1alpha1.OAuthClient) {
+			c.Spec.Subject = &oauthv1alpha1.ClientSubject{DN: "CN=worker,OU=" + ns + ",O=Acme"}
+			if mutate != nil {
+				mutate(c)
+			}
+		})
 	}
 	cases := map[string]struct {
 		client   *oauthv1alpha1.OAuthClient
@@ -63,57 +93,45 @@ func TestClientAccepted(t *testing.T) {
 		status   metav1.ConditionStatus
 		reason   string
 	}{
-		"a missing server refuses":                  {oauthClient("auth", nil), nil, nil, metav1.ConditionFalse, ReasonAuthorizationServerNotFound},
-		"Same admits the server's own namespace":    {oauthClient("auth", nil), server(nil), nil, metav1.ConditionTrue, ReasonAccepted},
-		"Same refuses another namespace":            {oauthClient("billing", nil), server(nil), nil, metav1.ConditionFalse, ReasonNamespaceNotAllowed},
-		"All admits any namespace":                  {oauthClient("billing", nil), server(func(as *oauthv1alpha1.AuthorizationServer) { as.Spec.AllowedClientNamespaces.From = "All" }), nil, metav1.ConditionTrue, ReasonAccepted},
-		"Selector admits a matching namespace":      {oauthClient("billing", nil), server(selector), map[string]string{"team": "payments"}, metav1.ConditionTrue, ReasonAccepted},
-		"Selector refuses a non-matching namespace": {oauthClient("billing", nil), server(selector), map[string]string{"team": "other"}, metav1.ConditionFalse, ReasonNamespaceNotAllowed},
-		"an unparseable DN is refused":              {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject.DN = "not a dn" }), server(nil), nil, metav1.ConditionFalse, ReasonInvalidSubject},
-		"a DN with an unknown attribute is refused": {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject.DN = "FOO=bar" }), server(nil), nil, metav1.ConditionFalse, ReasonInvalidSubject},
-		"two subject values are refused":            {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject.URI = "spiffe://x/y" }), server(nil), nil, metav1.ConditionFalse, ReasonInvalidSubject},
-		"an IP that is not an IP is refused":        {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject = &oauthv1alpha1.ClientSubject{IP: "999.1.1.1"} }), server(nil), nil, metav1.ConditionFalse, ReasonInvalidSubject},
+		"a missing server refuses":                  {inOU("auth", nil), nil, nil, metav1.ConditionFalse, ReasonAuthorizationServerNotFound},
+		"Same admits the server's own namespace":    {inOU("auth", nil), withDNPolicy(nil), nil, metav1.ConditionTrue, ReasonAccepted},
+		"Same refuses another namespace":            {inOU("billing", nil), withDNPolicy(nil), nil, metav1.ConditionFalse, ReasonNamespaceNotAllowed},
+		"All admits any namespace":                  {inOU("billing", nil), withDNPolicy(func(as *oauthv1alpha1.AuthorizationServer) { as.Spec.AllowedClientNamespaces.From = "All" }), nil, metav1.ConditionTrue, ReasonAccepted},
+		"Selector admits a matching namespace":      {inOU("billing", nil), withDNPolicy(selector), map[string]string{"team": "payments"}, metav1.ConditionTrue, ReasonAccepted},
+		"Selector refuses a non-matching namespace": {inOU("billing", nil), withDNPolicy(selector), map[string]string{"team": "other"}, metav1.ConditionFalse, ReasonNamespaceNotAllowed},
+		"an unparseable DN is refused":              {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject.DN = "not a dn" }), withDNPolicy(nil), nil, metav1.ConditionFalse, ReasonInvalidSubject},
+		"a DN with an unknown attribute is refused": {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject.DN = "FOO=bar" }), withDNPolicy(nil), nil, metav1.ConditionFalse, ReasonInvalidSubject},
+		"two subject values are refused":            {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject.URI = "spiffe://x/y" }), withDNPolicy(nil), nil, metav1.ConditionFalse, ReasonInvalidSubject},
+		"an IP that is not an IP is refused":        {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject = &oauthv1alpha1.ClientSubject{IP: "999.1.1.1"} }), withDNPolicy(nil), nil, metav1.ConditionFalse, ReasonInvalidSubject},
 		"a self-signed client needs no subject": {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) {
 			c.Spec.AuthenticationMethod = oauthv1alpha1.SelfSignedTLSClientAuth
 			c.Spec.Subject = nil
-		}), server(nil), nil, metav1.ConditionTrue, ReasonAccepted},
-		"a spec the webhook refuses is not accepted": {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) {
+		}), withDNPolicy(nil), nil, metav1.ConditionTrue, ReasonAccepted},
+		"a spec the webhook refuses is not accepted": {inOU("auth", func(c *oauthv1alpha1.OAuthClient) {
 			c.Spec.Certificate.Duration = &metav1.Duration{Duration: 10 * time.Minute}
-		}), server(nil), nil, metav1.ConditionFalse, ReasonInvalidSpec},
-		"a server namespace defaults to the client's": {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.AuthorizationServerRef.Namespace = "" }), server(nil), nil, metav1.ConditionTrue, ReasonAccepted},
+		}), withDNPolicy(nil), nil, metav1.ConditionFalse, ReasonInvalidSpec},
+		"a server namespace defaults to the client's": {inOU("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.AuthorizationServerRef.Namespace = "" }), withDNPolicy(nil), nil, metav1.ConditionTrue, ReasonAccepted},
+		"the default policy refuses a DN":             {inOU("auth", nil), server(nil), nil, metav1.ConditionFalse, validation.ReasonSubjectNotAllowed},
+		"the default policy admits the namespace's SPIFFE IDs": {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) {
+			c.Spec.Subject = &oauthv1alpha1.ClientSubject{URI: "spiffe://cluster.local/ns/auth/sa/w"}
+		}), server(nil), nil, metav1.ConditionTrue, ReasonAccepted},
+		"the default policy refuses another namespace's SPIFFE ID": {oauthClient("auth", func(c *oauthv1alpha1.OAuthClient) {
+			c.Spec.Subject = &oauthv1alpha1.ClientSubject{URI: "spiffe://cluster.local/ns/payments/sa/w"}
+		}), server(nil), nil, metav1.ConditionFalse, validation.ReasonSubjectNotAllowed},
+		"an OU naming another namespace is refused": {oauthClient("billing", func(c *oauthv1alpha1.OAuthClient) {
+			c.Spec.Subject = &oauthv1alpha1.ClientSubject{DN: "CN=worker,OU=auth,O=Acme"}
+		}), withDNPolicy(func(as *oauthv1alpha1.AuthorizationServer) { as.Spec.AllowedClientNamespaces.From = "All" }), nil, metav1.ConditionFalse, validation.ReasonSubjectNotAllowed},
+		"an unlisted scope is refused":                 {inOU("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Scopes = []string{"payments.admin"} }), withDNPolicy(nil), nil, metav1.ConditionFalse, validation.ReasonScopeNotAllowed},
+		"a scope for other namespaces is refused":      {inOU("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Scopes = []string{"payments.write"} }), withDNPolicy(nil), map[string]string{"team": "other"}, metav1.ConditionFalse, validation.ReasonScopeNotAllowed},
+		"a scope granted to the namespace is accepted": {inOU("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Scopes = []string{"payments.write"} }), withDNPolicy(nil), map[string]string{"team": "payments"}, metav1.ConditionTrue, ReasonAccepted},
+		"an unlisted audience is refused":              {inOU("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Audiences = []string{"https://hr.example"} }), withDNPolicy(nil), nil, metav1.ConditionFalse, validation.ReasonAudienceNotAllowed},
+		"a listed audience is accepted":                {inOU("auth", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Audiences = []string{"https://ledger.example"} }), withDNPolicy(nil), nil, metav1.ConditionTrue, ReasonAccepted},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			got := ClientAccepted(tc.client, tc.server, tc.nsLabels)
 			if got.Status != tc.status || got.Reason != tc.reason {
 				t.Errorf("got %s/%s (%s), want %s/%s", got.Status, got.Reason, got.Message, tc.status, tc.reason)
-			}
-		})
-	}
-}
-
-func TestSubjectKeyTreatsEquivalentValuesAsEqual(t *testing.T) {
-	cases := map[string]struct {
-		a, b clientSubject
-		same bool
-	}{
-		"DNs differing in case and spacing":       {clientSubject{memberSubjectDN, "CN=Worker,O=Acme"}, clientSubject{memberSubjectDN, "CN=worker, O=ACME"}, true},
-		"DNs with different RDNs":                 {clientSubject{memberSubjectDN, "CN=worker,O=Acme"}, clientSubject{memberSubjectDN, "CN=worker,O=Other"}, false},
-		"DNS names differing in case and dot":     {clientSubject{memberSANDNS, "Worker.Example.com."}, clientSubject{memberSANDNS, "worker.example.com"}, true},
-		"IPv6 in two spellings":                   {clientSubject{memberSANIP, "2001:db8::1"}, clientSubject{memberSANIP, "2001:0db8:0:0:0:0:0:1"}, true},
-		"emails differing in domain case":         {clientSubject{memberSANEmail, "a@Example.com"}, clientSubject{memberSANEmail, "a@example.com"}, true},
-		"emails differing in local part case":     {clientSubject{memberSANEmail, "A@example.com"}, clientSubject{memberSANEmail, "a@example.com"}, false},
-		"a DNS name and a URI are never the same": {clientSubject{memberSANDNS, "x"}, clientSubject{memberSANURI, "x://x"}, false},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			a, errA := subjectKey(tc.a)
-			b, errB := subjectKey(tc.b)
-			if errA != nil || errB != nil {
-				t.Fatal(errA, errB)
-			}
-			if (a == b) != tc.same {
-				t.Errorf("%q vs %q: same=%v, want %v", a, b, a == b, tc.same)
 			}
 		})
 	}
@@ -221,30 +239,39 @@ func TestCertificateReady(t *testing.T) {
 	u2, _ := url.Parse("spiffe://c/x")
 	twoURIs := selfSigned(t, &x509.Certificate{URIs: []*url.URL{u1, u2}, NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour)})
 	expired := selfSigned(t, &x509.Certificate{Subject: pkix.Name{CommonName: "worker", Organization: []string{"Acme"}}, NotBefore: t0.Add(-2 * time.Hour), NotAfter: t0.Add(-time.Hour)})
+	renewed := selfSigned(t, &x509.Certificate{Subject: pkix.Name{CommonName: "worker", Organization: []string{"Acme"}}, NotBefore: t0.Add(-30 * time.Minute), NotAfter: t0.Add(time.Hour)})
 	secret := func(c *x509.Certificate) *corev1.Secret {
 		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "worker-mtls"}, Data: map[string][]byte{"tls.crt": pemOf(c)}}
 	}
 	cert := &cmapi.Certificate{ObjectMeta: metav1.ObjectMeta{Name: "worker"}}
 	dnClient := oauthClient("b", nil)
 	uriClient := oauthClient("b", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject = &oauthv1alpha1.ClientSubject{URI: "spiffe://c/w"} })
+	heldSinceLastHalfHour := t0.Add(-45 * time.Minute)
 	cases := map[string]struct {
-		client *oauthv1alpha1.OAuthClient
-		cert   *cmapi.Certificate
-		secret *corev1.Secret
-		status metav1.ConditionStatus
-		reason string
+		client    *oauthv1alpha1.OAuthClient
+		cert      *cmapi.Certificate
+		secret    *corev1.Secret
+		heldSince time.Time
+		status    metav1.ConditionStatus
+		reason    string
 	}{
-		"no Certificate yet":                   {dnClient, nil, nil, metav1.ConditionFalse, ReasonIssuing},
-		"cert-manager has not issued":          {dnClient, cert, nil, metav1.ConditionFalse, ReasonIssuing},
-		"garbage in tls.crt":                   {dnClient, cert, &corev1.Secret{Data: map[string][]byte{"tls.crt": []byte("x")}}, metav1.ConditionFalse, ReasonCertificateInvalid},
-		"an expired certificate":               {dnClient, cert, secret(expired), metav1.ConditionFalse, ReasonCertificateExpired},
-		"the DN matches (RDN order O then CN)": {dnClient, cert, secret(dnCert), metav1.ConditionTrue, ReasonIssued},
-		"another DN is a mismatch":             {dnClient, cert, secret(otherDN), metav1.ConditionFalse, ReasonSubjectMismatch},
-		"a second URI SAN is not exactly one":  {uriClient, cert, secret(twoURIs), metav1.ConditionFalse, ReasonSubjectMismatch},
+		"no Certificate yet":                                               {dnClient, nil, nil, time.Time{}, metav1.ConditionFalse, ReasonIssuing},
+		"cert-manager has not issued":                                      {dnClient, cert, nil, time.Time{}, metav1.ConditionFalse, ReasonIssuing},
+		"garbage in tls.crt":                                               {dnClient, cert, &corev1.Secret{Data: map[string][]byte{"tls.crt": []byte("x")}}, time.Time{}, metav1.ConditionFalse, ReasonCertificateInvalid},
+		"an expired certificate":                                           {dnClient, cert, secret(expired), time.Time{}, metav1.ConditionFalse, ReasonCertificateExpired},
+		"the DN matches (RDN order O then CN)":                             {dnClient, cert, secret(dnCert), time.Time{}, metav1.ConditionTrue, ReasonIssued},
+		"another DN is a mismatch":                                         {dnClient, cert, secret(otherDN), time.Time{}, metav1.ConditionFalse, ReasonSubjectMismatch},
+		"a second URI SAN is not exactly one":                              {uriClient, cert, secret(twoURIs), time.Time{}, metav1.ConditionFalse, ReasonSubjectMismatch},
+		"a certificate issued before the hold began (an earlier holder's)": {dnClient, cert, secret(dnCert), heldSinceLastHalfHour, metav1.ConditionFalse, ReasonCertificatePredatesRegistration},
+		"a certificate renewed during the hold is not locked out":          {dnClient, cert, secret(renewed), heldSinceLastHalfHour, metav1.ConditionTrue, ReasonIssued},
+		"a self-signed client has no hold to predate": {oauthClient("b", func(c *oauthv1alpha1.OAuthClient) {
+			c.Spec.AuthenticationMethod = oauthv1alpha1.SelfSignedTLSClientAuth
+			c.Spec.Subject = nil
+		}), cert, secret(dnCert), time.Time{}, metav1.ConditionTrue, ReasonIssued},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, _ := CertificateReady(tc.client, tc.cert, tc.secret, t0)
+			got, _ := CertificateReady(tc.client, tc.cert, tc.secret, t0, tc.heldSince)
 			if got.Status != tc.status || got.Reason != tc.reason {
 				t.Errorf("got %s/%s (%s), want %s/%s", got.Status, got.Reason, got.Message, tc.status, tc.reason)
 			}
@@ -280,13 +307,11 @@ func TestSelfSignedKeySetKeepsPreviousCertificatesUntilTheyExpire(t *testing.T) 
 		})
 	}
 	// Each key of the registered JWKS matches its x5c certificate.
-	doc, err := registrationDocument(oauthClient("b", func(c *oauthv1alpha1.OAuthClient) {
+	selfSignedClient := oauthClient("b", func(c *oauthv1alpha1.OAuthClient) {
 		c.Spec.AuthenticationMethod = oauthv1alpha1.SelfSignedTLSClientAuth
 		c.Spec.Subject = nil
-	}), []*x509.Certificate{current, previous})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
+	doc := documentOf(t, selfSignedClient, []*x509.Certificate{current, previous}, time.Time{})
 	var reg struct {
 		JWKS jose.JSONWebKeySet `json:"jwks"`
 	}
@@ -296,34 +321,48 @@ func TestSelfSignedKeySetKeepsPreviousCertificatesUntilTheyExpire(t *testing.T) 
 	if len(reg.JWKS.Keys) != 2 || !reg.JWKS.Keys[0].Certificates[0].Equal(current) || !reg.JWKS.Keys[1].Certificates[0].Equal(previous) {
 		t.Errorf("jwks %s", doc)
 	}
-	back, err := parseRegistration(doc)
-	if err != nil || len(back.Certificates) != 2 {
-		t.Errorf("parseRegistration: %v, %d certificates", err, len(back.Certificates))
+	md, _ := desiredClientMetadata(selfSignedClient, []*x509.Certificate{current, previous}, time.Time{})
+	back, err := registeredFrom(desiredRegistration(selfSignedClient, server(nil), md))
+	if err != nil || len(back.Certificates) != 2 || back.SubjectKey != "" {
+		t.Errorf("registeredFrom: %v, %d certificates, subject %q", err, len(back.Certificates), back.SubjectKey)
 	}
+}
+
+// documentOf renders a client's registration as the server reads it.
+func documentOf(t *testing.T, c *oauthv1alpha1.OAuthClient, certs []*x509.Certificate, heldSince time.Time) []byte {
+	t.Helper()
+	md, err := desiredClientMetadata(c, certs, heldSince)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := json.Marshal(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
 }
 
 func TestRegistrationDocument(t *testing.T) {
 	cases := map[string]struct {
 		subject *oauthv1alpha1.ClientSubject
-		member  string
+		member  registration.SubjectKind
 	}{
-		"dn":    {&oauthv1alpha1.ClientSubject{DN: "CN=w"}, memberSubjectDN},
-		"dns":   {&oauthv1alpha1.ClientSubject{DNSName: "w.example"}, memberSANDNS},
-		"uri":   {&oauthv1alpha1.ClientSubject{URI: "spiffe://c/w"}, memberSANURI},
-		"ip":    {&oauthv1alpha1.ClientSubject{IP: "10.0.0.1"}, memberSANIP},
-		"email": {&oauthv1alpha1.ClientSubject{Email: "w@a.example"}, memberSANEmail},
+		"dn":    {&oauthv1alpha1.ClientSubject{DN: "CN=w"}, registration.SubjectDN},
+		"dns":   {&oauthv1alpha1.ClientSubject{DNSName: "w.example"}, registration.SubjectSANDNS},
+		"uri":   {&oauthv1alpha1.ClientSubject{URI: "spiffe://c/w"}, registration.SubjectSANURI},
+		"ip":    {&oauthv1alpha1.ClientSubject{IP: "10.0.0.1"}, registration.SubjectSANIP},
+		"email": {&oauthv1alpha1.ClientSubject{Email: "w@a.example"}, registration.SubjectSANEmail},
 	}
 	for name, tc := range cases {
 		t.Run(name+" registers exactly one subject member", func(t *testing.T) {
 			bound := false
-			doc, err := registrationDocument(oauthClient("billing", func(c *oauthv1alpha1.OAuthClient) {
+			c := oauthClient("billing", func(c *oauthv1alpha1.OAuthClient) {
 				c.Spec.Subject = tc.subject
 				c.Spec.Scopes = []string{"a", "b"}
+				c.Spec.Audiences = []string{"https://ledger.example"}
 				c.Spec.CertificateBoundAccessTokens = &bound
-			}), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			})
+			doc := documentOf(t, c, nil, t0)
 			var m map[string]any
 			if err := json.Unmarshal(doc, &m); err != nil {
 				t.Fatal(err)
@@ -334,40 +373,85 @@ func TestRegistrationDocument(t *testing.T) {
 					n++
 				}
 			}
-			if n != 1 || m[tc.member] == nil || m["client_id"] != "billing.worker" || m["scope"] != "a b" ||
-				m["token_endpoint_auth_method"] != "tls_client_auth" || m["tls_client_certificate_bound_access_tokens"] != false {
+			if n != 1 || m[string(tc.member)] == nil || m["client_id"] != "billing.worker" || m["scope"] != "a b" ||
+				m["token_endpoint_auth_method"] != "tls_client_auth" || m["tls_client_certificate_bound_access_tokens"] != nil ||
+				m["min_certificate_not_before"] != t0.UTC().Format(time.RFC3339) || fmt.Sprint(m["resources"]) != "[https://ledger.example]" {
 				t.Errorf("document %s", doc)
 			}
-			got, err := parseRegistration(doc)
-			if err != nil || got.ClientID != "billing.worker" || got.SubjectKey == "" {
-				t.Errorf("parseRegistration %+v %v", got, err)
+			md, _ := desiredClientMetadata(c, nil, t0)
+			reg := desiredRegistration(c, server(nil), md)
+			got, err := registeredFrom(reg)
+			if err != nil || got.SubjectKey == "" || !got.HeldSince.Equal(t0) || got.Holder.String() != "billing/worker" || reg.Name != "billing.worker" {
+				t.Errorf("registeredFrom %+v %v (name %s)", got, err, reg.Name)
+			}
+		})
+	}
+}
+
+func TestSubjectHeldSince(t *testing.T) {
+	const uid, otherUID = types.UID("u1"), types.UID("u2")
+	earlier := t0.Add(-24 * time.Hour)
+	own := &registeredClient{HolderUID: uid, SubjectKey: "uri:spiffe://c/ns/a/sa/w", HeldSince: earlier}
+	now := t0.Add(1500 * time.Millisecond)
+	cases := map[string]struct {
+		own    *registeredClient
+		uid    types.UID
+		key    string
+		legacy time.Time
+		want   time.Time
+		known  bool
+	}{
+		"a new claim holds since now, in whole seconds":         {nil, uid, own.SubjectKey, time.Time{}, t0.Add(time.Second), false},
+		"the same client and subject keep their hold":           {own, uid, own.SubjectKey, time.Time{}, earlier, true},
+		"a changed subject starts a new hold":                   {own, uid, "uri:spiffe://c/ns/a/sa/other", time.Time{}, t0.Add(time.Second), false},
+		"a client recreated under the same name starts anew":    {own, otherUID, own.SubjectKey, time.Time{}, t0.Add(time.Second), false},
+		"a migrated registration Secret keeps its creation":     {nil, uid, own.SubjectKey, earlier.Add(300 * time.Millisecond), earlier, true},
+		"a registration without a recorded hold is not trusted": {&registeredClient{HolderUID: uid, SubjectKey: own.SubjectKey}, uid, own.SubjectKey, time.Time{}, t0.Add(time.Second), false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, known := subjectHeldSince(tc.own, tc.uid, tc.key, tc.legacy, now)
+			if !got.Equal(tc.want) || known != tc.known {
+				t.Errorf("got %s (established %v), want %s (%v)", got, known, tc.want, tc.known)
 			}
 		})
 	}
 }
 
 func TestSubjectUnique(t *testing.T) {
-	ours := registeredClient{Holder: "b/new", ClientID: "b.new", SubjectKey: "dn:x", SecretName: "oauthclient-b-new"}
-	older := func(r registeredClient) registeredClient { r.Created = t0.Add(-time.Hour); return r }
+	ours := claim{Holder: types.NamespacedName{Namespace: "b", Name: "new"}, SubjectKey: "dn:x", HeldSince: t0, Name: "auth/b.new", Established: true}
+	newClaim := ours
+	newClaim.Established = false
+	holder := func(ns, name string, heldSince time.Time) registeredClient {
+		return registeredClient{Name: "auth/" + ns + "." + name, Holder: types.NamespacedName{Namespace: ns, Name: name}, SubjectKey: "dn:x", HeldSince: heldSince}
+	}
 	cases := map[string]struct {
-		ours   registeredClient
-		others []registeredClient
-		reason string
+		ours    claim
+		others  []registeredClient
+		reason  string
+		message string
 	}{
-		"no other registration":                           {ours, nil, ReasonRegistered},
-		"another subject":                                 {ours, []registeredClient{{Holder: "a/old", ClientID: "a.old", SubjectKey: "dn:y"}}, ReasonRegistered},
-		"the same subject held by another client":         {ours, []registeredClient{{Holder: "a/old", ClientID: "a.old", SubjectKey: "dn:x"}}, ReasonSubjectConflict},
-		"the same client_id held by another registration": {ours, []registeredClient{{Holder: "/", ClientID: "b.new"}}, ReasonClientIDConflict},
-		"a race: we hold the older registration and keep it": {func() registeredClient { o := ours; o.Created = t0.Add(-2 * time.Hour); return o }(),
-			[]registeredClient{older(registeredClient{Holder: "a/old", ClientID: "a.old", SubjectKey: "dn:x"})}, ReasonRegistered},
-		"a race: theirs is older and wins": {func() registeredClient { o := ours; o.Created = t0; return o }(),
-			[]registeredClient{older(registeredClient{Holder: "a/old", ClientID: "a.old", SubjectKey: "dn:x"})}, ReasonSubjectConflict},
-		"a self-signed client has no subject to conflict on": {registeredClient{Holder: "b/s", ClientID: "b.s"}, []registeredClient{{Holder: "a/t", ClientID: "a.t"}}, ReasonRegistered},
+		"no other registration": {ours, nil, ReasonRegistered, ""},
+		"another subject": {ours, []registeredClient{func() registeredClient { r := holder("a", "old", t0.Add(-time.Hour)); r.SubjectKey = "dn:y"; return r }()},
+			ReasonRegistered, ""},
+		"an earlier hold in another namespace wins, unnamed": {ours, []registeredClient{holder("a", "old", t0.Add(-time.Hour))}, ReasonSubjectConflict, "another namespace"},
+		"an earlier hold in our namespace is named":          {ours, []registeredClient{holder("b", "old", t0.Add(-time.Hour))}, ReasonSubjectConflict, "OAuthClient old"},
+		"our own registration is no rival":                   {ours, []registeredClient{holder("b", "new", t0.Add(-time.Hour))}, ReasonRegistered, ""},
+		"a race: our hold is earlier and keeps the subject":  {ours, []registeredClient{holder("a", "late", t0.Add(time.Second))}, ReasonRegistered, ""},
+		"a race in the same second: the name decides":        {ours, []registeredClient{holder("a", "x", t0)}, ReasonSubjectConflict, ""},
+		"a race in the same second: the lower name keeps it": {ours, []registeredClient{holder("z", "x", t0)}, ReasonRegistered, ""},
+		"a new claim loses to a hold of the same second":     {newClaim, []registeredClient{holder("z", "x", t0)}, ReasonSubjectConflict, ""},
+		"a new claim loses even to a later-recorded hold":    {newClaim, []registeredClient{holder("z", "x", t0.Add(time.Second))}, ReasonSubjectConflict, ""},
+		"a self-signed client has no subject to conflict on": {claim{Holder: ours.Holder}, []registeredClient{{Holder: types.NamespacedName{Namespace: "a", Name: "t"}}}, ReasonRegistered, ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			if got := SubjectUnique(tc.ours, tc.others); got.Reason != tc.reason {
-				t.Errorf("got %s (%s), want %s", got.Reason, got.Message, tc.reason)
+			got := SubjectUnique(tc.ours, tc.others)
+			if got.Reason != tc.reason || !strings.Contains(got.Message, tc.message) {
+				t.Errorf("got %s (%s), want %s containing %q", got.Reason, got.Message, tc.reason, tc.message)
+			}
+			if strings.Contains(got.Message, "a/") || strings.Contains(got.Message, " old") && tc.message != "OAuthClient old" {
+				t.Errorf("the message discloses another tenant's client: %s", got.Message)
 			}
 		})
 	}
@@ -378,8 +462,7 @@ func TestNames(t *testing.T) {
 	cases := map[string]struct {
 		got, want string
 	}{
-		"client_id is namespace.name":          {ClientID("billing", "worker"), "billing.worker"},
-		"registration name is readable":        {RegistrationSecretName("billing", "worker"), "oauthclient-billing-worker"},
+		"legacy registration Secret name":      {legacyRegistrationSecretName("billing", "worker"), "oauthclient-billing-worker"},
 		"certificate Secret defaults to -mtls": {CertificateSecretName("worker", ""), "worker-mtls"},
 		"certificate Secret follows the spec":  {CertificateSecretName("worker", "custom"), "custom"},
 		"config Secret":                        {ConfigSecretName("worker"), "worker-oauth-config"},
@@ -391,11 +474,11 @@ func TestNames(t *testing.T) {
 			}
 		})
 	}
-	a, b := RegistrationSecretName("ns", long+"x"), RegistrationSecretName("ns", long+"y")
+	a, b := ConfigSecretName(long+"x"), ConfigSecretName(long+"y")
 	if len(a) > 253 || len(b) > 253 || a == b {
 		t.Errorf("long names: %d %d, distinct=%v", len(a), len(b), a != b)
 	}
-	if a != RegistrationSecretName("ns", long+"x") {
+	if a != ConfigSecretName(long+"x") {
 		t.Error("a long name is not deterministic")
 	}
 }
@@ -529,45 +612,40 @@ func TestIsSubset(t *testing.T) {
 	}
 }
 
-func TestRegistrationIndexValues(t *testing.T) {
-	registration := func(labels map[string]string, doc string) *corev1.Secret {
-		return &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "auth", Name: "r", Labels: labels},
-			Data:       map[string][]byte{RegistrationKey: []byte(doc)},
-		}
-	}
-	label := map[string]string{LabelAuthorizationServer: "payments"}
-	cases := map[string]struct {
-		secret *corev1.Secret
-		want   []string
-	}{
-		"a PKI registration is indexed by client_id and canonical subject": {
-			registration(label, `{"client_id":"auth.a","tls_client_auth_subject_dn":"CN=Billing,  O=ACME"}`),
-			[]string{"auth/payments|id|auth.a", "auth/payments|subject|" + mustSubjectKey(t, clientSubject{memberSubjectDN, "CN=billing,O=acme"})},
-		},
-		"a self-signed registration only by client_id": {
-			registration(label, `{"client_id":"auth.b","token_endpoint_auth_method":"self_signed_tls_client_auth"}`),
-			[]string{"auth/payments|id|auth.b"},
-		},
-		"a Secret without the server label is not indexed": {registration(nil, `{"client_id":"auth.c"}`), nil},
-		"an unreadable registration is not indexed":        {registration(label, `{"client_id":`), nil},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			if got := registrationIndexValues(tc.secret); !slices.Equal(got, tc.want) {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
-func mustSubjectKey(t *testing.T, s clientSubject) string {
-	t.Helper()
-	k, err := subjectKey(s)
+func TestSubjectIndexes(t *testing.T) {
+	dn := "CN=Billing,  O=ACME"
+	pki := oauthClient("a", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject = &oauthv1alpha1.ClientSubject{DN: dn} })
+	md, err := desiredClientMetadata(pki, nil, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k
+	reg := desiredRegistration(pki, server(nil), md)
+	want, err := registration.ParseSubject(registration.SubjectDN, "cn=billing,o=acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	selfSignedClient := oauthClient("a", func(c *oauthv1alpha1.OAuthClient) {
+		c.Spec.AuthenticationMethod = oauthv1alpha1.SelfSignedTLSClientAuth
+		c.Spec.Subject = nil
+	})
+	broken := reg.DeepCopy()
+	broken.Spec.Client.TLSClientAuthSANURI = ptr.To("spiffe://c/x")
+	cases := map[string]struct {
+		got, want []string
+	}{
+		"a registration by its canonical subject":         {registrationSubjectIndex(reg), []string{want.Key()}},
+		"the claiming client by the same key":             {clientSubjectIndex(pki), []string{want.Key()}},
+		"a self-signed client claims no subject":          {clientSubjectIndex(selfSignedClient), nil},
+		"a registration with two subjects is not indexed": {registrationSubjectIndex(broken), nil},
+		"an object of another kind is not indexed":        {registrationSubjectIndex(pki), nil},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if !slices.Equal(tc.got, tc.want) {
+				t.Errorf("got %q, want %q", tc.got, tc.want)
+			}
+		})
+	}
 }
 
 func TestServerChangesThatReachClients(t *testing.T) {
@@ -695,10 +773,7 @@ func TestRegistrationDocumentOfClientManagedKeys(t *testing.T) {
 			})
 			// An operator-issued certificate left from before the switch is
 			// not registered.
-			doc, err := registrationDocument(c, []*x509.Certificate{operatorIssued})
-			if err != nil {
-				t.Fatal(err)
-			}
+			doc := documentOf(t, c, []*x509.Certificate{operatorIssued}, time.Time{})
 			var reg struct {
 				JWKS    *jose.JSONWebKeySet `json:"jwks"`
 				JWKSURI string              `json:"jwks_uri"`

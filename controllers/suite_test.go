@@ -206,7 +206,38 @@ func createFixtures(ctx context.Context) error {
 			From:     oauthv1alpha1.NamespacesFromSelector,
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{allowedLabel: "true"}},
 		}
+		// Grants that only some namespaces get, for the policy tests.
+		as.Spec.ClientPolicy.Scopes = append(as.Spec.ClientPolicy.Scopes, oauthv1alpha1.ScopePolicy{
+			Name: refundScope, Namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{teamLabel: "refunds"}},
+		})
+		as.Spec.ClientPolicy.Audiences = []oauthv1alpha1.AudiencePolicy{
+			{URI: ledgerAudience},
+			{URI: vaultAudience, Namespaces: &metav1.LabelSelector{MatchLabels: map[string]string{teamLabel: "vault"}}},
+		}
 	}))
+}
+
+// The client policy of the test servers: DNs under O=Acme with the client's
+// namespace as OU, SPIFFE IDs of the client's namespace (the default), DNS
+// names under <namespace>.svc and email under <namespace>.example.com.
+const (
+	dnPattern      = "CN=*,OU={namespace},O=Acme"
+	refundScope    = "payments.refund"
+	teamLabel      = "test.certbound.io/team"
+	ledgerAudience = "https://ledger.example/api"
+	vaultAudience  = "https://vault.example/api"
+)
+
+func defaultClientPolicy() oauthv1alpha1.ClientPolicy {
+	return oauthv1alpha1.ClientPolicy{
+		Subjects: []oauthv1alpha1.SubjectPattern{
+			{DN: dnPattern},
+			{URI: oauthv1alpha1.DefaultSubjectPattern},
+			{DNSName: "*.{namespace}.svc"},
+			{Email: "*@{namespace}.example.com"},
+		},
+		Scopes: []oauthv1alpha1.ScopePolicy{{Name: "payments.read"}, {Name: "payments.write"}},
+	}
 }
 
 func ptrTo[T any](v T) *T { return &v }
@@ -218,6 +249,7 @@ func newServer(ns, name string, mutate func(*oauthv1alpha1.AuthorizationServer))
 			ServingCertificate:      oauthv1alpha1.ServingCertificate{IssuerRef: oauthv1alpha1.IssuerReference{Name: clientsCA, Kind: oauthv1alpha1.IssuerKindClusterIssuer}},
 			ClientTrustAnchors:      []oauthv1alpha1.TrustAnchor{{SecretRef: oauthv1alpha1.SecretKeySelector{Name: clientsCA, Key: "ca.crt"}}},
 			ClientCertificateIssuer: &oauthv1alpha1.IssuerReference{Name: clientsCA, Kind: oauthv1alpha1.IssuerKindClusterIssuer},
+			ClientPolicy:            defaultClientPolicy(),
 		},
 	}
 	if mutate != nil {
