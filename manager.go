@@ -98,7 +98,14 @@ func runManager(ctx context.Context, args []string) error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	// Ready only once our own webhook server has bound its port and
+	// completes a TLS handshake: a connection to the port alone could reach
+	// another process holding it.
+	ready := healthz.Ping
+	if f.enableWebhooks {
+		ready = mgr.GetWebhookServer().StartedChecker()
+	}
+	if err := mgr.AddReadyzCheck("readyz", ready); err != nil {
 		return err
 	}
 	logger.Info("starting manager")

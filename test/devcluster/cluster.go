@@ -163,12 +163,13 @@ func (c *Cluster) StartOperator() error {
 	return c.waitForOperator(probePort)
 }
 
-// waitForOperator waits until the operator is ready and its webhook server
-// accepts connections, so that nothing applied next meets a webhook that
-// is not there yet. If the operator exits first (a port in use, a bad
-// flag), the error carries the end of its log.
+// waitForOperator waits until the operator reports ready, so that nothing
+// applied next meets a webhook that is not there yet: the operator is ready
+// only once its own webhook server has bound its port and serves TLS (a
+// connection to the port from here could reach another process holding
+// it). If the operator exits first (a port in use, a bad flag), the error
+// carries the end of its log.
 func (c *Cluster) waitForOperator(probePort int) error {
-	webhook := net.JoinHostPort(c.Env.Webhook.LocalServingHost, strconv.Itoa(c.Env.Webhook.LocalServingPort))
 	ready := "http://127.0.0.1:" + strconv.Itoa(probePort) + "/readyz"
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -183,11 +184,7 @@ func (c *Cluster) waitForOperator(probePort int) error {
 			continue
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			continue
-		}
-		if conn, err := net.DialTimeout("tcp", webhook, time.Second); err == nil {
-			conn.Close()
+		if resp.StatusCode == http.StatusOK {
 			return nil
 		}
 	}
