@@ -39,7 +39,7 @@ import (
 	"github.com/certbound/certbound/asruntime/certbinding"
 	"github.com/certbound/certbound/asruntime/resourceproxy"
 	"github.com/certbound/certbound/asruntime/resourceserver"
-	"github.com/certbound/certbound/controllers"
+	"github.com/certbound/certbound/internal/registration"
 	"github.com/certbound/certbound/test/testenv"
 )
 
@@ -166,14 +166,14 @@ func LoadWorkload(ctx context.Context, c client.Client, oc *oauthv1alpha1.OAuthC
 		return nil, fmt.Errorf("certificate Secret %s: %w", certSecret.Name, err)
 	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(config.Data[controllers.ConfigKeyCA]) {
+	if !pool.AppendCertsFromPEM(config.Data[registration.ConfigKeyCA]) {
 		return nil, fmt.Errorf("config Secret %s has no CA bundle", config.Name)
 	}
 	return &Workload{
 		Name:          oc.Name,
-		ClientID:      string(config.Data[controllers.ConfigKeyClientID]),
-		Issuer:        string(config.Data[controllers.ConfigKeyIssuer]),
-		TokenEndpoint: string(config.Data[controllers.ConfigKeyTokenEndpoint]),
+		ClientID:      string(config.Data[registration.ConfigKeyClientID]),
+		Issuer:        string(config.Data[registration.ConfigKeyIssuer]),
+		TokenEndpoint: string(config.Data[registration.ConfigKeyTokenEndpoint]),
 		Certificate:   cert,
 		ServerCAs:     pool,
 	}, nil
@@ -227,6 +227,11 @@ func (w *Workload) Token(ctx context.Context, dial func(ctx context.Context, net
 	return tok.AccessToken, claims, nil
 }
 
+// LedgerAudience is the resource the sample clients register
+// (spec.audiences, allowed by the sample server's clientPolicy): the
+// protected API accepts tokens issued for it and no others.
+const LedgerAudience = "https://ledger.auth.svc"
+
 // ProtectedAPI is a tiny upstream behind `resource-proxy`.
 type ProtectedAPI struct {
 	URL   string
@@ -276,7 +281,7 @@ func StartProtectedAPI(ctx context.Context, c *Cluster, issuer string, issuerCAs
 	upstreamURL, _ := url.Parse(upstream.URL)
 	verifier, err := resourceserver.New(resourceserver.Config{
 		Issuer:      issuer,
-		Audience:    issuer, // the operator registers no resource indicators, so tokens name the issuer
+		Audience:    LedgerAudience,
 		RootCAs:     issuerCAs,
 		DialContext: c.Dialer(),
 	})

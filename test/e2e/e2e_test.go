@@ -19,19 +19,25 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
-	corev1 "k8s.io/api/core/v1"
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
 	"github.com/certbound/certbound/asruntime/certbinding"
 	"github.com/certbound/certbound/controllers"
+	"github.com/certbound/certbound/internal/registration"
 	"github.com/certbound/certbound/test/devcluster"
 )
 
 var cluster *devcluster.Cluster
 
 func TestMain(m *testing.M) {
+	// The test client logs the API server's warnings (an AuthorizationServer
+	// that opts out of namespace binding gets one) through controller-runtime.
+	ctrllog.SetLogger(logr.Discard())
 	var err error
 	cluster, err = devcluster.Start(devcluster.Options{})
 	if err != nil {
@@ -189,10 +195,11 @@ func TestDeletingAClientRevokesItsAccess(t *testing.T) {
 		return err != nil && strings.Contains(err.Error(), "invalid_client"), fmt.Sprint(err)
 	})
 	t.Logf("access revoked %s after deletion", time.Since(deleted).Round(time.Millisecond))
-	eventually(ctx, t, "no registration Secret is left", func() (bool, string) {
-		var s corev1.Secret
-		err := c.Get(ctx, client.ObjectKey{Namespace: "auth", Name: controllers.RegistrationSecretName("auth", "short-lived")}, &s)
-		return err != nil, "the registration Secret still exists"
+	eventually(ctx, t, "no registration is left", func() (bool, string) {
+		var reg oauthv1alpha1.ClientRegistration
+		name := registration.ObjectName("auth", "short-lived")
+		err := c.Get(ctx, client.ObjectKey{Namespace: "auth", Name: name}, &reg)
+		return apierrors.IsNotFound(err), fmt.Sprintf("the ClientRegistration %s is still there (%v)", name, err)
 	})
 }
 
@@ -236,18 +243,12 @@ func TestOperatorRestartMidReconcileLosesNothing(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d Certificates belong to the client, want 1", n)
 	}
-	var regs corev1.SecretList
-	if err := c.List(ctx, &regs, client.InNamespace("auth"), client.MatchingLabels{controllers.LabelClientName: "restart-proof"}); err != nil {
+	var regs oauthv1alpha1.ClientRegistrationList
+	if err := c.List(ctx, &regs, client.MatchingLabels{controllers.LabelClientNamespace: "auth", controllers.LabelClientName: "restart-proof"}); err != nil {
 		t.Fatal(err)
 	}
-	registrations := 0
-	for _, s := range regs.Items {
-		if _, ok := s.Data[controllers.RegistrationKey]; ok {
-			registrations++
-		}
-	}
-	if registrations != 1 {
-		t.Fatalf("%d registration Secrets for the client, want 1", registrations)
+	if registrations := len(regs.Items); registrations != 1 {
+		t.Fatalf("%d ClientRegistrations for the client, want 1", registrations)
 	}
 }
 
@@ -345,7 +346,7 @@ func TestAPIServerAwayForThirtySeconds(t *testing.T) {
 	resume()
 	t.Logf("%d tokens issued during a 30 s API server outage", tokens)
 
-	oc := pkiClient("after-outage", oauthv1alpha1.ClientSubject{Email: "after-outage@acme.example"})
+	oc := pkiClient("after-outage", oauthv1alpha1.ClientSubject{DNSName: "after-outage.auth.svc"})
 	eventually(ctx, t, "the API server answers again", func() (bool, string) {
 		err := cluster.Env.Client.Create(ctx, oc)
 		return err == nil, fmt.Sprint(err)
@@ -422,17 +423,24 @@ func TestRevocationIsSharedAndSurvivesRestarts(t *testing.T) {
 
 // TestAPortInUseIsReported: when the operator cannot bind its webhook port,
 // starting it fails with the operator's own words, not a hang; it starts
-// again once the port is free.
+// again once the port is free. The process holding the port accepts
+// connections, so the operator must not count a connection to the port as
+// its webhook server being up: it is ready only once its own server bound
+// the port, which here never happens, so it exits with the bind error.
 func TestAPortInUseIsReported(t *testing.T) {
 	cluster.StopOperator(false)
-	squatter, err := net.Listen("tcp", net.JoinHostPort(cluster.Env.Webhook.LocalServingHost, strconv.Itoa(cluster.Env.Webhook.LocalServingPort)))
+	addr := net.JoinHostPort(cluster.Env.Webhook.LocalServingHost, strconv.Itoa(cluster.Env.Webhook.LocalServingPort))
+	squatter, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = cluster.StartOperator()
 	squatter.Close()
-	if err == nil || !strings.Contains(err.Error(), "address already in use") {
-		t.Fatalf("starting the operator with its webhook port taken: %v, want the bind error", err)
+	if err == nil {
+		t.Fatalf("the operator started although its webhook port %s was taken", addr)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "exited during start-up") || !strings.Contains(msg, addr) || !strings.Contains(msg, "address already in use") {
+		t.Fatalf("starting the operator with its webhook port taken: %v, want it to exit with the bind error naming %s", err, addr)
 	}
 	if err := cluster.StartOperator(); err != nil {
 		t.Fatalf("the operator does not start once the port is free: %v", err)
