@@ -49,8 +49,11 @@ func TestBundleIsValid(t *testing.T) {
 	if b.Package != olmbundle.Package || b.DefaultChannel != olmbundle.Channel || len(b.Channels) != 1 || b.Channels[0] != olmbundle.Channel {
 		t.Errorf("bundle package %q channels %v default %q, want %s / [%s] / %s", b.Package, b.Channels, b.DefaultChannel, olmbundle.Package, olmbundle.Channel, olmbundle.Channel)
 	}
-	if len(b.V1CRDs) != 2 {
-		t.Errorf("bundle has %d v1 CRDs, want OAuthClient and AuthorizationServer", len(b.V1CRDs))
+	if len(b.V1CRDs) != 3 {
+		t.Errorf("bundle has %d v1 CRDs, want OAuthClient, AuthorizationServer and ClientRegistration", len(b.V1CRDs))
+	}
+	if got := b.CSV.GetAnnotations()["operators.operatorframework.io/internal-objects"]; !strings.Contains(got, "clientregistrations.oauth.certbound.io") {
+		t.Errorf("the CSV does not mark ClientRegistrations internal (operator-written only): %q", got)
 	}
 	for _, result := range validation.DefaultBundleValidators.WithValidators(validation.GoodPracticesValidator).Validate(b.ObjectsToValidate()...) {
 		for _, e := range result.Errors {

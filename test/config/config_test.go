@@ -138,8 +138,8 @@ func TestManagerDeploysItsOwnImage(t *testing.T) {
 
 func TestCRDsInConfigMatchGenerated(t *testing.T) {
 	objs := render(t, "config/crd")
-	if len(objs) != 2 {
-		t.Fatalf("config/crd renders %d objects, want the 2 CRDs", len(objs))
+	if len(objs) != 3 {
+		t.Fatalf("config/crd renders %d objects, want the 3 CRDs", len(objs))
 	}
 }
 

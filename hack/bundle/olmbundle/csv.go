@@ -140,6 +140,8 @@ func build(install, samples []*unstructured.Unstructured, opts Options) (*result
 				"description":    "Mutual-TLS OAuth 2.0 clients and authorization servers (RFC 8705) as Kubernetes resources, with certificates from cert-manager.",
 				"repository":     "https://github.com/certbound/certbound",
 				"operatorframework.io/suggested-namespace": deployObj.GetNamespace(),
+				// Written by the operator only: consoles hide it from users.
+				"operators.operatorframework.io/internal-objects": `["clientregistrations.oauth.certbound.io"]`,
 			},
 		},
 		Spec: operatorsv1alpha1.ClusterServiceVersionSpec{
