@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -152,20 +154,56 @@ func TestAuthorizationServerRestartKeepsServing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	w := workload(ctx, t, "billing-worker")
-	_, before, err := w.Token(ctx, cluster.Dialer())
-	if err != nil {
+	if _, _, err := w.Token(ctx, cluster.Dialer()); err != nil {
 		t.Fatal(err)
 	}
+	// The keys published before the restart must verify tokens signed after
+	// it: the restarted process signs with the persisted key.
+	var as oauthv1alpha1.AuthorizationServer
+	if err := cluster.Env.Client.Get(ctx, client.ObjectKey{Namespace: "auth", Name: "payments"}, &as); err != nil {
+		t.Fatal(err)
+	}
+	keysBefore := fetchJWKS(ctx, t, as.Status.Endpoints.JWKS, w)
 	if !cluster.Runner.KillPod("auth", "payments") {
 		t.Fatal("no local authorization-server process to kill")
 	}
+	var token string
 	eventually(ctx, t, "the restarted server issues tokens", func() (bool, string) {
-		_, claims, err := w.Token(ctx, cluster.Dialer())
-		if err != nil {
-			return false, err.Error()
-		}
-		return claims["iss"] == before["iss"], fmt.Sprintf("iss %v", claims["iss"])
+		var err error
+		token, _, err = w.Token(ctx, cluster.Dialer())
+		return err == nil, fmt.Sprint(err)
 	})
+	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256, jose.PS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := jws.Signatures[0].Header.KeyID
+	keys := keysBefore.Key(kid)
+	if len(keys) == 0 {
+		t.Fatalf("the restarted server signs with key %q, which it did not publish before the restart", kid)
+	}
+	if _, err := jws.Verify(keys[0]); err != nil {
+		t.Fatalf("a token of the restarted server does not verify with the key published before the restart: %v", err)
+	}
+}
+
+// fetchJWKS reads a JWK Set over TLS, trusting the workload's server CAs.
+func fetchJWKS(ctx context.Context, t *testing.T, jwksURL string, w *devcluster.Workload) *jose.JSONWebKeySet {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, jwksURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := devcluster.HTTPClient(cluster.Dialer(), w.ServerCAs, nil).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil || len(set.Keys) == 0 {
+		t.Fatalf("JWKS at %s: %d keys, %v", jwksURL, len(set.Keys), err)
+	}
+	return &set
 }
 
 // TestDeletingAClientRevokesItsAccess: once its OAuthClient is deleted, a
