@@ -11,9 +11,10 @@ import (
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
 )
 
-// TestQuietClusterGetsNoWrites runs last (this file sorts last and tests
-// run in file order): with nothing changing, the controllers write nothing,
-// even when every client is reconciled again.
+// TestQuietClusterGetsNoWrites: with nothing changing, the controllers
+// write nothing, even when every client in the cluster (whatever earlier
+// tests left, Ready or refused) is reconciled again. It first waits until
+// no write has happened for 3 s, so it holds wherever it runs in the order.
 func TestQuietClusterGetsNoWrites(t *testing.T) {
 	ensureBillingClients(t)
 	for _, n := range []string{"worker", "reporter", "selfie"} {
