@@ -5,19 +5,18 @@ package asruntime
 // prepending a new key and keeping the old ones until their tokens expire.
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/certbound/certbound/internal/signingkey"
 )
 
 // SigningKeys signs access tokens and publishes the verification keys.
@@ -72,11 +71,11 @@ func ParseSigningKeys(data []byte) (*SigningKeys, error) {
 // GenerateSigningKeys makes an ephemeral ES256 key: tokens it signs stop
 // verifying when the process ends.
 func GenerateSigningKeys() (*SigningKeys, error) {
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := signingkey.Generate(jose.ES256)
 	if err != nil {
-		return nil, fmt.Errorf("generate ES256 key: %w", err)
+		return nil, err
 	}
-	return newSigningKeys([]jose.JSONWebKey{{Key: priv, Algorithm: string(jose.ES256), Use: "sig"}})
+	return newSigningKeys([]jose.JSONWebKey{key})
 }
 
 func newSigningKeys(keys []jose.JSONWebKey) (*SigningKeys, error) {
@@ -89,14 +88,11 @@ func newSigningKeys(keys []jose.JSONWebKey) (*SigningKeys, error) {
 		}
 		k.Algorithm = string(alg)
 		if k.KeyID == "" {
-			// RFC 7638 thumbprint: a stable kid the resource servers can
-			// select the key by.
-			pub := k.Public()
-			tp, err := pub.Thumbprint(crypto.SHA256)
-			if err != nil {
-				return nil, fmt.Errorf("key %d: thumbprint: %w", i, err)
+			// RFC 7638 thumbprint, as the operator's keys have: a
+			// stable kid the resource servers can select the key by.
+			if k.KeyID, err = signingkey.KeyID(k); err != nil {
+				return nil, fmt.Errorf("key %d: %w", i, err)
 			}
-			k.KeyID = base64.RawURLEncoding.EncodeToString(tp)
 		}
 		keys[i] = k
 		pub := k.Public()

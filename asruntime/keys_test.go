@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/certbound/certbound/internal/signingkey"
 )
 
 func privateJWKS(t testing.TB, keys ...jose.JSONWebKey) []byte {
@@ -132,5 +134,50 @@ func TestConfiguredSigningKey(t *testing.T) {
 	}
 	if claims := as.claims(t, token); claims["sub"] != "post" {
 		t.Fatalf("claims %v", claims)
+	}
+}
+
+// TestGeneratedKeysKeepTheirKid: keys the operator generates (and persists
+// in the signing-key Secret) and the ephemeral key come from one generator;
+// the server signs with each under the kid and alg the generator gave it,
+// which is the RFC 7638 thumbprint it would compute itself.
+func TestGeneratedKeysKeepTheirKid(t *testing.T) {
+	for _, alg := range signingkey.Algorithms {
+		t.Run(string(alg), func(t *testing.T) {
+			k, err := signingkey.Generate(alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys, err := ParseSigningKeys(privateJWKS(t, k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if keys.KeyID() != k.KeyID || keys.Algorithm() != alg {
+				t.Errorf("kid %q alg %s, want %q %s", keys.KeyID(), keys.Algorithm(), k.KeyID, alg)
+			}
+			// Without a kid the server derives the same one.
+			k.KeyID = ""
+			derived, err := ParseSigningKeys(privateJWKS(t, k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if derived.KeyID() != keys.KeyID() {
+				t.Errorf("derived kid %q, want %q", derived.KeyID(), keys.KeyID())
+			}
+		})
+	}
+	eph, err := GenerateSigningKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var published jose.JSONWebKeySet
+	if err := json.Unmarshal(eph.PublicJWKS(), &published); err != nil {
+		t.Fatal(err)
+	}
+	if len(published.Keys) != 1 || eph.Algorithm() != jose.ES256 {
+		t.Fatalf("ephemeral key %s alg %s", eph.PublicJWKS(), eph.Algorithm())
+	}
+	if kid, err := signingkey.KeyID(published.Keys[0]); err != nil || kid != eph.KeyID() || published.Keys[0].KeyID != kid {
+		t.Errorf("ephemeral kid %q published %q, thumbprint %q %v", eph.KeyID(), published.Keys[0].KeyID, kid, err)
 	}
 }

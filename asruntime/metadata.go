@@ -8,15 +8,18 @@ package asruntime
 import (
 	"encoding/json"
 	"strings"
+
+	"github.com/certbound/certbound/asruntime/oauthurl"
 )
 
+// The endpoint paths come from oauthurl, which the operator also uses to
+// write the endpoints into the AuthorizationServer's status.
 const (
-	metadataPath = "/.well-known/oauth-authorization-server"
-	tokenPath    = "/token"
-	jwksPath     = "/jwks"
-	// introspectionPath (RFC 7662) and revocationPath (RFC 7009).
-	introspectionPath = "/introspect"
-	revocationPath    = "/revoke"
+	metadataPath      = oauthurl.WellKnownMetadata
+	tokenPath         = oauthurl.TokenPath
+	jwksPath          = oauthurl.JWKSPath
+	introspectionPath = oauthurl.IntrospectionPath
+	revocationPath    = oauthurl.RevocationPath
 )
 
 type serverMetadata struct {

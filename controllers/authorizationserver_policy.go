@@ -25,6 +25,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
+	"github.com/certbound/certbound/asruntime/oauthurl"
 	"github.com/certbound/certbound/internal/registration"
 )
 
@@ -88,7 +89,7 @@ func mtlsBaseURL(issuer string) (string, error) {
 // RFC 8414 well-known location, /token and /jwks under the issuer, and the
 // mTLS token alias under the mTLS base URL.
 func endpoints(issuer string) (oauthv1alpha1.AuthorizationServerEndpoints, error) {
-	u, err := url.Parse(issuer)
+	metadata, err := oauthurl.MetadataURL(issuer)
 	if err != nil {
 		return oauthv1alpha1.AuthorizationServerEndpoints{}, err
 	}
@@ -96,12 +97,11 @@ func endpoints(issuer string) (oauthv1alpha1.AuthorizationServerEndpoints, error
 	if err != nil {
 		return oauthv1alpha1.AuthorizationServerEndpoints{}, err
 	}
-	origin := u.Scheme + "://" + u.Host
 	return oauthv1alpha1.AuthorizationServerEndpoints{
-		Metadata:  origin + "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.Path, "/"),
-		Token:     issuer + "/token",
-		MTLSToken: mtls + "/token",
-		JWKS:      issuer + "/jwks",
+		Metadata:  metadata,
+		Token:     oauthurl.EndpointURL(issuer, oauthurl.TokenPath),
+		MTLSToken: oauthurl.EndpointURL(mtls, oauthurl.TokenPath),
+		JWKS:      oauthurl.EndpointURL(issuer, oauthurl.JWKSPath),
 	}, nil
 }
 

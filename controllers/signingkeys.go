@@ -12,22 +12,15 @@ package controllers
 //     token it signed has expired, and is then dropped.
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
+	"github.com/certbound/certbound/internal/signingkey"
 )
 
 // signingKeysDataKey is the data key of the signing-key Secret the
@@ -156,36 +149,13 @@ func newSigningKey(now time.Time, alg oauthv1alpha1.SigningAlgorithm, generate k
 }
 
 // generateSigningKey makes a private JWK for alg with its RFC 7638
-// thumbprint as kid.
+// thumbprint as kid, the same key the authorization server would make. An
+// empty alg is the API default, ES256.
 func generateSigningKey(alg oauthv1alpha1.SigningAlgorithm) (jose.JSONWebKey, error) {
-	return generateSigningKeyFrom(rand.Reader, alg)
-}
-
-func generateSigningKeyFrom(r io.Reader, alg oauthv1alpha1.SigningAlgorithm) (jose.JSONWebKey, error) {
-	var key any
-	var err error
-	switch alg {
-	case "ES256", "":
-		alg = "ES256"
-		key, err = ecdsa.GenerateKey(elliptic.P256(), r)
-	case "EdDSA":
-		_, key, err = ed25519.GenerateKey(r)
-	case "RS256", "PS256":
-		key, err = rsa.GenerateKey(r, 3072)
-	default:
-		return jose.JSONWebKey{}, fmt.Errorf("unsupported signing algorithm %q", alg)
+	if alg == "" {
+		alg = oauthv1alpha1.SigningAlgorithm(jose.ES256)
 	}
-	if err != nil {
-		return jose.JSONWebKey{}, err
-	}
-	jwk := jose.JSONWebKey{Key: key, Algorithm: string(alg), Use: "sig"}
-	pub := jwk.Public()
-	tp, err := pub.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return jose.JSONWebKey{}, err
-	}
-	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
-	return jwk, nil
+	return signingkey.Generate(jose.SignatureAlgorithm(alg))
 }
 
 // encodeSigningKeys renders the private JWK Set and the schedule annotation.

@@ -9,6 +9,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
+	"github.com/certbound/certbound/internal/signingkey"
 )
 
 // fakeKeys generates real keys with predictable kids k1, k2, ...
@@ -120,5 +121,50 @@ func TestGenerateSigningKeyPerAlgorithm(t *testing.T) {
 	}
 	if _, err := generateSigningKey("HS256"); err == nil {
 		t.Error("HS256 was accepted")
+	}
+	// An unset algorithm is the API default.
+	if k, err := generateSigningKey(""); err != nil || k.Algorithm != "ES256" {
+		t.Errorf("default algorithm: %s %v", k.Algorithm, err)
+	}
+}
+
+// TestPersistedSigningKeysDecode: a key set written before the generator
+// moved to internal/signingkey still decodes, and keys generated now keep
+// their kid (the RFC 7638 thumbprint the authorization server publishes)
+// through the Secret.
+func TestPersistedSigningKeysDecode(t *testing.T) {
+	// Written by the generator this package had before (ES256, kid = RFC
+	// 7638 thumbprint); a test-only key.
+	const jwks = `{"keys":[{"use":"sig","kty":"EC","kid":"IVZj28nG-818H51P8cGq6nUKtC-oHWA723Uh3GjVGnQ","crv":"P-256","alg":"ES256",` +
+		`"x":"idsMZTlP4YKLu_B8Do4_LfLCRj9_UPZfr9xHzw84C-c","y":"1-d1ZZ81Hh5Fqee1PLAmTRCdatczyIbXga_w7hRtHyE","d":"iYIK6dmlXooNawH8zb-GlLJPbPHeueiuW4ofIsWiRxE"}]}`
+	const schedule = `[{"kid":"IVZj28nG-818H51P8cGq6nUKtC-oHWA723Uh3GjVGnQ","published":"2026-01-01T00:00:00Z","activated":"2026-01-01T00:00:00Z"}]`
+	keys, err := decodeSigningKeys([]byte(jwks), schedule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0].Times.Activated == nil {
+		t.Fatalf("decoded %+v", keys)
+	}
+	if kid, err := signingkey.KeyID(keys[0].JWK); err != nil || kid != keys[0].JWK.KeyID {
+		t.Errorf("persisted kid %q, thumbprint %q %v", keys[0].JWK.KeyID, kid, err)
+	}
+
+	for _, alg := range []oauthv1alpha1.SigningAlgorithm{"ES256", "EdDSA", "RS256", "PS256"} {
+		k, err := newSigningKey(t0, alg, generateSigningKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, sched, err := encodeSigningKeys([]signingKey{k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := decodeSigningKeys(data, sched)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kid, err := signingkey.KeyID(back[0].JWK)
+		if err != nil || back[0].JWK.KeyID != kid || back[0].Times.KeyID != kid || back[0].JWK.Algorithm != string(alg) {
+			t.Errorf("%s: kid %q schedule %q alg %s, thumbprint %q %v", alg, back[0].JWK.KeyID, back[0].Times.KeyID, back[0].JWK.Algorithm, kid, err)
+		}
 	}
 }

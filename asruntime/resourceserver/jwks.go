@@ -8,11 +8,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/certbound/certbound/asruntime/oauthurl"
 )
 
 // maxDocumentBytes bounds what is read from the authorization server, so a
@@ -187,17 +188,9 @@ func (s *keySet) discover(ctx context.Context) (string, error) {
 	return md.JWKSURI, nil
 }
 
-// metadataURL applies RFC 8414 §3.1: the well-known segment goes between the
-// host and the issuer's path, so an issuer without a path gets
-// <issuer>/.well-known/oauth-authorization-server.
+// metadataURL is where the issuer's RFC 8414 metadata lives.
 func metadataURL(issuer string) (string, error) {
-	u, err := url.Parse(issuer)
-	if err != nil {
-		return "", fmt.Errorf("issuer: %w", err)
-	}
-	u.Path = "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.Path, "/")
-	u.RawPath = ""
-	return u.String(), nil
+	return oauthurl.MetadataURL(issuer)
 }
 
 func getJSON(ctx context.Context, client *http.Client, target string, into any) error {
