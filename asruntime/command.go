@@ -13,10 +13,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
+	certwatchermetrics "sigs.k8s.io/controller-runtime/pkg/certwatcher/metrics"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/certbound/certbound/asruntime/clientcert"
 	"github.com/certbound/certbound/internal/registration"
@@ -123,11 +127,6 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 		cfg.Revocations = NewMemoryRevocationStore(*revocationMax)
 		log.Warn("no --state-dir or --revocation-namespace: revocations are kept in memory, lost on restart and not shared with other replicas")
 	}
-	certs, err := NewCertificateReloader(*certFile, *keyFile, log)
-	if err != nil {
-		return err
-	}
-	cfg.GetCertificate = certs.GetCertificate
 	if *caFile != "" {
 		if cfg.TrustAnchors, err = LoadCertPool(*caFile); err != nil {
 			return fmt.Errorf("--client-ca-file: %w", err)
@@ -176,6 +175,18 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 		registry = followedDirectory{dir}
 	}
 	cfg.Registry = registry
+	// controller-runtime's certwatcher follows the serving key pair:
+	// fsnotify for prompt reloads (a kubelet symlink swap included), a 10s
+	// poll as the backstop; a pair that fails to load keeps the previous one
+	// in service. It is loaded last because its inotify instance is released
+	// only by Start, below.
+	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
+	certs, err := certwatcher.New(*certFile, *keyFile)
+	if err != nil {
+		return fmt.Errorf("serving key pair (--tls-cert-file, --tls-key-file): %w", err)
+	}
+	metrics.registry.MustRegister(certwatchermetrics.ReadCertificateTotal, certwatchermetrics.ReadCertificateErrors)
+	cfg.GetCertificate = certs.GetCertificate
 	srv, err := New(cfg)
 	if err != nil {
 		return err
@@ -190,6 +201,11 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 	defer cancel()
 	var watching sync.WaitGroup
 	watching.Go(func() { registry.follow(ctx) })
+	watching.Go(func() {
+		if err := certs.Start(ctx); err != nil {
+			log.Error("serving certificate files could not be watched; the loaded certificate is served until restart", "error", err)
+		}
+	})
 	if kubeRevocations != nil {
 		watching.Go(func() {
 			if err := kubeRevocations.Run(ctx); err != nil {

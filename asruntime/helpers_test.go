@@ -27,6 +27,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 )
 
 // testCA is a certificate authority made for one test.
@@ -179,6 +180,8 @@ type testAS struct {
 	mtlsURL    string
 	metricsURL string
 	servingDir string
+	// certs serves the key pair in servingDir, as RunAuthorizationServer does.
+	certs *certwatcher.CertWatcher
 	// stop shuts the server down and waits for it; it runs at cleanup too.
 	stop func()
 }
@@ -215,7 +218,7 @@ func startAS(t testing.TB, docs map[string]map[string]any, opts ...asOption) *te
 	certFile, keyFile := filepath.Join(as.servingDir, "tls.crt"), filepath.Join(as.servingDir, "tls.key")
 	writePEM(t, certFile, "CERTIFICATE", serving.Raw)
 	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
-	reloader, err := NewCertificateReloader(certFile, keyFile, nil)
+	as.certs, err = certwatcher.New(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +232,7 @@ func startAS(t testing.TB, docs map[string]map[string]any, opts ...asOption) *te
 		t.Fatal(err)
 	}
 	cfg := Config{
-		GetCertificate: reloader.GetCertificate,
+		GetCertificate: as.certs.GetCertificate,
 		TrustAnchors:   as.clientCA.pool(),
 		Registry:       as.registry,
 		Clock:          as.clock,
@@ -257,12 +260,17 @@ func startAS(t testing.TB, docs map[string]map[string]any, opts ...asOption) *te
 	done := make(chan error, 1)
 	go func() { done <- as.srv.Serve(ctx, ls) }()
 	go as.registry.Watch(ctx)
+	watched := make(chan error, 1)
+	go func() { watched <- as.certs.Start(ctx) }()
 	var once sync.Once
 	as.stop = func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
 				t.Errorf("Serve: %v", err)
+			}
+			if err := <-watched; err != nil {
+				t.Errorf("serving certificate watcher: %v", err)
 			}
 			ls.Close()
 		})

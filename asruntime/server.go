@@ -24,6 +24,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/certbound/certbound/asruntime/clientcert"
+	"github.com/certbound/certbound/asruntime/oauthurl"
 )
 
 // DefaultAccessTokenTTL is the lifetime of access tokens unless configured.
@@ -233,7 +234,7 @@ func (s *Server) Serve(ctx context.Context, ls *Listeners) error {
 	}
 	issuerURL, _ := url.Parse(s.issuer)
 	mtlsURL, _ := url.Parse(mtlsBase)
-	wellKnown := metadataPath + strings.TrimSuffix(issuerURL.Path, "/")
+	wellKnown := oauthurl.MetadataPath(issuerURL.Path)
 
 	servers := []*http.Server{
 		s.httpServer(s.routes(wellKnown, issuerURL.Path, metadata), tls.NoClientCert),

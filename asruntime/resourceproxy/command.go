@@ -17,9 +17,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	certwatchermetrics "sigs.k8s.io/controller-runtime/pkg/certwatcher/metrics"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/certbound/certbound/asruntime/clientcert"
 	"github.com/certbound/certbound/asruntime/resourceserver"
@@ -112,7 +115,7 @@ func (o *options) checkIntrospectionFlags() error {
 
 // introspection builds the verifier's introspection settings from the
 // flags; nil without --introspect.
-func (o *options) introspection() (*resourceserver.Introspection, error) {
+func (o *options) introspection(ctx context.Context, logger *slog.Logger) (*resourceserver.Introspection, error) {
 	if !o.introspect {
 		return nil, nil
 	}
@@ -130,9 +133,9 @@ func (o *options) introspection() (*resourceserver.Introspection, error) {
 		}
 		return in, nil
 	}
-	cert, err := loadServingCertificate(o.introspectionCertFile, o.introspectionKeyFile)
+	cert, err := watchKeyPair(ctx, o.introspectionCertFile, o.introspectionKeyFile, logger)
 	if err != nil {
-		return nil, fmt.Errorf("--introspection-client-cert-file/--introspection-client-key-file: %w", err)
+		return nil, fmt.Errorf("--introspection-client-cert-file/--introspection-client-key-file: load client certificate: %w", err)
 	}
 	in.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert.GetCertificate(nil) }
 	return in, nil
@@ -149,9 +152,14 @@ func Run(ctx context.Context, args []string) error {
 		return err
 	}
 	logger := slog.Default()
+	// The certificate watchers log through controller-runtime's logger.
+	ctrllog.SetLogger(logr.FromSlogHandler(logger.Handler()))
 	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	proxy, err := o.newProxy(logger, registry)
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		certwatchermetrics.ReadCertificateTotal, certwatchermetrics.ReadCertificateErrors)
+	ctx, cancel := context.WithCancel(ctx) // stops the certificate watchers when Run returns
+	defer cancel()
+	proxy, err := o.newProxy(ctx, logger, registry)
 	if err != nil {
 		return err
 	}
@@ -169,7 +177,7 @@ func Run(ctx context.Context, args []string) error {
 	return proxy.Serve(ctx, ln)
 }
 
-func (o *options) newProxy(logger *slog.Logger, registry prometheus.Registerer) (*Proxy, error) {
+func (o *options) newProxy(ctx context.Context, logger *slog.Logger, registry prometheus.Registerer) (*Proxy, error) {
 	upstream, err := url.Parse(o.upstream)
 	if err != nil {
 		return nil, fmt.Errorf("--upstream: %w", err)
@@ -192,16 +200,16 @@ func (o *options) newProxy(logger *slog.Logger, registry prometheus.Registerer) 
 			return nil, fmt.Errorf("--issuer-ca-file: %w", err)
 		}
 	}
-	if cfg.Introspection, err = o.introspection(); err != nil {
+	if cfg.Introspection, err = o.introspection(ctx, logger); err != nil {
 		return nil, err
 	}
 	verifier, err := resourceserver.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	serving, err := loadServingCertificate(o.tlsCertFile, o.tlsKeyFile)
+	serving, err := watchKeyPair(ctx, o.tlsCertFile, o.tlsKeyFile, logger)
 	if err != nil {
-		return nil, fmt.Errorf("--tls-cert-file/--tls-key-file: %w", err)
+		return nil, fmt.Errorf("--tls-cert-file/--tls-key-file: load serving certificate: %w", err)
 	}
 	var clientCAs *x509.CertPool
 	if o.clientCAFile != "" {

@@ -2,12 +2,16 @@ package resourceproxy_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -143,20 +147,26 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	}
 }
 
+// TestServingCertificateIsReloadedWhenItsFilesChange rotates the serving
+// certificate the way the kubelet updates a mounted Secret — a new
+// timestamped directory, an atomic swap of the ..data symlink, the old
+// directory removed — first to a half-done pair, then to a complete one.
 func TestServingCertificateIsReloadedWhenItsFilesChange(t *testing.T) {
 	as := rstest.NewAuthority(t)
 	up := newUpstream(t)
 	dir := t.TempDir()
 	ca := rstest.NewCA(t, "serving CA")
 	first, second := ca.ServingCertificate(t), ca.ServingCertificate(t)
-	certFile, keyFile := writeKeyPair(t, dir, first)
-	listen := freeAddress(t)
+	mount := newSecretMount(t, dir, first.Certificate[0], first.PrivateKey)
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	listen, metrics := freeAddress(t), freeAddress(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- resourceproxy.Run(ctx, []string{
 			"--upstream", up.url.String(), "--issuer", as.Issuer, "--audience", audience,
 			"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--listen-address", listen,
+			"--metrics-address", metrics,
 		})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
@@ -175,18 +185,97 @@ func TestServingCertificateIsReloadedWhenItsFilesChange(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	readErrors := func() int {
+		t.Helper()
+		resp, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, "certwatcher_read_certificate_errors_total "); ok {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					t.Fatalf("certwatcher_read_certificate_errors_total %q", v)
+				}
+				return n
+			}
+		}
+		t.Fatalf("/metrics has no certwatcher_read_certificate_errors_total:\n%s", body)
+		return 0
+	}
 	if string(served()) != string(first.Certificate[0]) {
 		t.Fatal("the proxy does not serve the certificate from --tls-cert-file")
 	}
-	writeKeyPair(t, dir, second)
-	// Make the change visible even where file times are coarse.
-	later := time.Now().Add(time.Minute)
-	for _, f := range []string{certFile, keyFile} {
-		if err := os.Chtimes(f, later, later); err != nil {
+
+	// The new certificate with the old key: the pair fails to load, is
+	// counted, and the old certificate stays in service.
+	before := readErrors()
+	mount.update(second.Certificate[0], first.PrivateKey)
+	waitUntil(t, "the half-done pair to be read", func() bool { return readErrors() > before })
+	if string(served()) != string(first.Certificate[0]) {
+		t.Fatal("the proxy stopped serving the previous certificate after a half-done update")
+	}
+
+	mount.update(second.Certificate[0], second.PrivateKey)
+	waitUntil(t, "the renewed certificate", func() bool { return string(served()) == string(second.Certificate[0]) })
+}
+
+// secretMount lays files out as the kubelet does for a Secret volume:
+// tls.crt -> ..data/tls.crt, ..data -> ..<version>.
+type secretMount struct {
+	t       *testing.T
+	dir     string
+	version int
+}
+
+func newSecretMount(t *testing.T, dir string, certDER []byte, key crypto.PrivateKey) *secretMount {
+	m := &secretMount{t: t, dir: dir}
+	m.update(certDER, key)
+	for _, name := range []string{"tls.crt", "tls.key"} {
+		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if string(served()) != string(second.Certificate[0]) {
-		t.Fatal("the proxy still serves the old certificate after the files changed")
+	return m
+}
+
+// update writes a new version directory, swaps ..data to it atomically and
+// removes the previous version.
+func (m *secretMount) update(certDER []byte, key crypto.PrivateKey) {
+	t := m.t
+	t.Helper()
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.version++
+	version := fmt.Sprintf("..v%d", m.version)
+	if err := os.Mkdir(filepath.Join(m.dir, version), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, filepath.Join(m.dir, version, "tls.crt"), "CERTIFICATE", certDER)
+	writePEM(t, filepath.Join(m.dir, version, "tls.key"), "PRIVATE KEY", keyDER)
+	if err := os.Symlink(version, filepath.Join(m.dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(m.dir, "..data_tmp"), filepath.Join(m.dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if m.version > 1 {
+		if err := os.RemoveAll(filepath.Join(m.dir, fmt.Sprintf("..v%d", m.version-1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

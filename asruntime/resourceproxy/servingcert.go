@@ -1,61 +1,29 @@
 package resourceproxy
 
 import (
-	"crypto/tls"
-	"fmt"
-	"os"
-	"sync"
-	"time"
+	"context"
+	"log/slog"
+
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 )
 
-// servingCertificate is one of the proxy's TLS certificates — the serving
-// one, or the client one it introspects with — read from a PEM certificate
-// and key file pair and read again when either file changes, so a
-// certificate renewed by cert-manager is used without a restart.
-type servingCertificate struct {
-	certFile, keyFile string
-
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	version [2]time.Time // modification times of certFile and keyFile
-}
-
-func loadServingCertificate(certFile, keyFile string) (*servingCertificate, error) {
-	s := &servingCertificate{certFile: certFile, keyFile: keyFile}
-	if _, err := s.GetCertificate(nil); err != nil {
+// watchKeyPair loads one of the proxy's TLS certificates — the serving one,
+// or the client one it introspects with — from a PEM certificate and key
+// file pair, and follows the files until ctx is done, so that a certificate
+// renewed by cert-manager is used without a restart. controller-runtime's
+// certwatcher does the work: fsnotify for prompt reloads (a kubelet symlink
+// swap included) and a 10s poll as the backstop; a pair that fails to load
+// (say, the key written a moment after the certificate) keeps the previous
+// certificate in service and is logged.
+func watchKeyPair(ctx context.Context, certFile, keyFile string, logger *slog.Logger) (*certwatcher.CertWatcher, error) {
+	w, err := certwatcher.New(certFile, keyFile)
+	if err != nil {
 		return nil, err
 	}
-	return s, nil
-}
-
-// GetCertificate is a tls.Config.GetCertificate. A pair that fails to load
-// (say, the key file is written a moment after the certificate) keeps the
-// previous certificate in service; the next handshake tries again.
-func (s *servingCertificate) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	version, err := s.modTimes()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err == nil && (s.cert == nil || version != s.version) {
-		var cert tls.Certificate
-		cert, err = tls.LoadX509KeyPair(s.certFile, s.keyFile)
-		if err == nil {
-			s.cert, s.version = &cert, version
+	go func() {
+		if err := w.Start(ctx); err != nil {
+			logger.Error("certificate files could not be watched; the loaded certificate is used until restart", "cert_file", certFile, "error", err)
 		}
-	}
-	if s.cert == nil {
-		return nil, fmt.Errorf("load serving certificate: %w", err)
-	}
-	return s.cert, nil
-}
-
-func (s *servingCertificate) modTimes() ([2]time.Time, error) {
-	var v [2]time.Time
-	for i, name := range []string{s.certFile, s.keyFile} {
-		fi, err := os.Stat(name)
-		if err != nil {
-			return v, err
-		}
-		v[i] = fi.ModTime()
-	}
-	return v, nil
+	}()
+	return w, nil
 }
