@@ -7,7 +7,6 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
-	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -126,8 +125,30 @@ func (r *AuthorizationServerReconciler) secretToServers(ctx context.Context, o c
 	return reqs
 }
 
+// serverScope is everything a reconcile of one authorization server has
+// observed and decided so far; the steps below fill it in order.
+type serverScope struct {
+	server *oauthv1alpha1.AuthorizationServer
+	conds  *conditionSet
+	status oauthv1alpha1.AuthorizationServerStatus
+	now    time.Time
+	issuer string
+	// keysHash is a hash of the published key IDs (a change rolls the
+	// pods); nextKeyEvent is when the key set next changes.
+	keysHash     string
+	nextKeyEvent time.Time
+	// bundle is the client trust-anchor bundle, nil when there are no
+	// anchors or one of them is unusable.
+	bundle []byte
+}
+
+// withClientCA reports whether the server verifies client certificates
+// against trust anchors.
+func (s *serverScope) withClientCA() bool {
+	return len(s.server.Spec.ClientTrustAnchors) > 0
+}
+
 func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
-	logger := log.FromContext(ctx)
 	var as oauthv1alpha1.AuthorizationServer
 	if err := r.Client.Get(ctx, req.NamespacedName, &as); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -138,89 +159,204 @@ func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, nil
 	}
 	now := r.Clock.Now()
-	conds := newConditionSet(as.Status.Conditions, as.Generation, metav1.NewTime(now))
-	status := oauthv1alpha1.AuthorizationServerStatus{ObservedGeneration: as.Status.ObservedGeneration}
-
+	s := &serverScope{
+		server: &as,
+		conds:  newConditionSet(as.Status.Conditions, as.Generation, metav1.NewTime(now)),
+		status: oauthv1alpha1.AuthorizationServerStatus{ObservedGeneration: as.Status.ObservedGeneration},
+		now:    now,
+	}
 	defer func() {
 		if retErr == nil {
-			status.ObservedGeneration = as.Generation
+			s.status.ObservedGeneration = as.Generation
 		}
-		status.Conditions = conds.result
-		if err := r.writeStatus(ctx, &as, status); err != nil {
+		s.status.Conditions = s.conds.result
+		if err := r.writeStatus(ctx, &as, s.status); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
 	}()
+	return r.reconcileNormal(ctx, s)
+}
 
-	// The webhook's rules hold even when the webhook is switched off.
-	if _, errs := validation.ValidateAuthorizationServer(&as, nil); len(errs) > 0 {
-		conds.set(oauthv1alpha1.ConditionReady, falseResult(ReasonInvalidSpec, errs.ToAggregate().Error()))
+// reconcileNormal runs the steps in order; the first that fails ends the
+// reconcile (a child not controlled by the server on Ready, anything else
+// as an error to retry).
+func (r *AuthorizationServerReconciler) reconcileNormal(ctx context.Context, s *serverScope) (ctrl.Result, error) {
+	if !r.reconcileIssuer(s) {
 		return ctrl.Result{}, nil
 	}
-	issuer := effectiveIssuer(&as)
-	eps, err := endpoints(issuer)
-	if err != nil {
-		conds.set(oauthv1alpha1.ConditionReady, falseResult(ReasonInvalidIssuer, err.Error()))
-		return ctrl.Result{}, nil
+	steps := []func(context.Context, *serverScope) error{
+		r.reconcileAccess,
+		r.reconcileSigningKeys,
+		r.reconcileServingCertificate,
+		r.reconcileTrustAnchors,
+		r.reconcileWorkload,
+		r.observeAvailability,
+		r.observeRegistrations,
 	}
-	status.Issuer = issuer
-	status.Endpoints = eps
-
-	for _, obj := range []client.Object{desiredServiceAccount(&as), desiredRole(&as), desiredRoleBinding(&as)} {
-		if err := r.applyOwned(ctx, &as, obj); err != nil {
-			return ctrl.Result{}, r.childFailed(conds, err)
+	for _, step := range steps {
+		if err := step(ctx, s); err != nil {
+			return ctrl.Result{}, r.childFailed(s.conds, err)
 		}
 	}
+	s.conds.set(oauthv1alpha1.ConditionClientPolicyReady, ClientPolicyReady(s.server))
+	s.conds.summarize(ReasonReady, "the authorization server is serving", oauthv1alpha1.ConditionSigningKeyReady, oauthv1alpha1.ConditionServingCertificateReady, oauthv1alpha1.ConditionTrustAnchorsReady, oauthv1alpha1.ConditionAvailable)
+	log.FromContext(ctx).V(1).Info("reconciled", "issuer", s.issuer, "nextKeyEvent", s.nextKeyEvent)
+	result := ctrl.Result{}
+	if !s.nextKeyEvent.IsZero() {
+		result.RequeueAfter = max(s.nextKeyEvent.Sub(s.now), time.Second)
+	}
+	return result, nil
+}
 
-	// Signing keys.
-	keysHash, nextKeyEvent, err := r.reconcileSigningKeys(ctx, &as, conds, now)
+// reconcileIssuer validates the spec and derives the issuer and endpoints;
+// false (with Ready set) when the spec cannot be served.
+func (r *AuthorizationServerReconciler) reconcileIssuer(s *serverScope) bool {
+	// The webhook's rules hold even when the webhook is switched off.
+	if _, errs := validation.ValidateAuthorizationServer(s.server, nil); len(errs) > 0 {
+		s.conds.set(oauthv1alpha1.ConditionReady, falseResult(ReasonInvalidSpec, errs.ToAggregate().Error()))
+		return false
+	}
+	issuer := effectiveIssuer(s.server)
+	eps, err := endpoints(issuer)
 	if err != nil {
-		return ctrl.Result{}, r.childFailed(conds, err)
+		s.conds.set(oauthv1alpha1.ConditionReady, falseResult(ReasonInvalidIssuer, err.Error()))
+		return false
 	}
+	s.issuer = issuer
+	s.status.Issuer = issuer
+	s.status.Endpoints = eps
+	return true
+}
 
-	// Serving certificate.
-	if err := r.applyOwned(ctx, &as, desiredServingCertificate(&as, issuer)); err != nil {
-		return ctrl.Result{}, r.childFailed(conds, err)
+// reconcileAccess applies the server's ServiceAccount, Role and RoleBinding.
+func (r *AuthorizationServerReconciler) reconcileAccess(ctx context.Context, s *serverScope) error {
+	for _, obj := range []client.Object{desiredServiceAccount(s.server), desiredRole(s.server), desiredRoleBinding(s.server)} {
+		if err := r.applyOwned(ctx, s.server, obj); err != nil {
+			return err
+		}
 	}
-	conds.set(oauthv1alpha1.ConditionServingCertificateReady, r.servingCertificateReady(ctx, &as))
+	return nil
+}
 
-	// Trust anchors.
+// reconcileSigningKeys rotates the signing keys on schedule and records a
+// hash of the key IDs (to roll the pods) and the next rotation event.
+func (r *AuthorizationServerReconciler) reconcileSigningKeys(ctx context.Context, s *serverScope) error {
+	as := s.server
+	var existing corev1.Secret
+	var keys []signingKey
+	regenerated := false
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: as.Namespace, Name: signingSecretName(as.Name)}, &existing)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return err
+	default:
+		if !metav1.IsControlledBy(&existing, as) {
+			return &NotControlledError{Kind: "Secret", Namespace: as.Namespace, Name: existing.Name}
+		}
+		keys, err = decodeSigningKeys(existing.Data[signingKeysDataKey], existing.Annotations[annotationSigningSchedule])
+		if err != nil {
+			log.FromContext(ctx).Error(err, "signing keys unreadable; generating new ones")
+			keys, regenerated = nil, true
+		}
+	}
+	planned, _, next, err := planSigningKeys(s.now, keys, rotationPolicyOf(as), r.GenerateKey)
+	if err != nil {
+		s.conds.set(oauthv1alpha1.ConditionSigningKeyReady, falseResult("KeyGenerationFailed", err.Error()))
+		return err
+	}
+	jwks, schedule, err := encodeSigningKeys(planned)
+	if err != nil {
+		return err
+	}
+	secret := &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: objectMeta(as, signingSecretName(as.Name)),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{signingKeysDataKey: jwks},
+	}
+	secret.Annotations = map[string]string{annotationSigningSchedule: schedule}
+	if err := r.applyOwned(ctx, as, secret); err != nil {
+		return err
+	}
+	kids := make([]string, 0, len(planned))
+	for _, k := range planned {
+		kids = append(kids, k.JWK.KeyID)
+	}
+	msg := fmt.Sprintf("key %s signs; %d keys published", planned[0].JWK.KeyID, len(planned))
+	if regenerated {
+		s.conds.set(oauthv1alpha1.ConditionSigningKeyReady, trueResult(ReasonKeysRegenerated, "the previous signing keys were unreadable and were replaced; "+msg))
+	} else {
+		s.conds.set(oauthv1alpha1.ConditionSigningKeyReady, trueResult(ReasonKeysCurrent, msg))
+	}
+	s.keysHash, s.nextKeyEvent = hashOf(kids), next
+	return nil
+}
+
+// reconcileServingCertificate applies the serving Certificate and observes
+// whether cert-manager has issued it.
+func (r *AuthorizationServerReconciler) reconcileServingCertificate(ctx context.Context, s *serverScope) error {
+	if err := r.applyOwned(ctx, s.server, desiredServingCertificate(s.server, s.issuer)); err != nil {
+		return err
+	}
+	as := s.server
+	var cert cmapi.Certificate
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: as.Namespace, Name: servingSecretName(as.Name)}, &cert); err != nil {
+		s.conds.set(oauthv1alpha1.ConditionServingCertificateReady, ServingCertificateReady(nil, nil, r.Clock.Now()))
+		return nil
+	}
+	var tlsCrt []byte
+	var secret corev1.Secret
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: as.Namespace, Name: cert.Spec.SecretName}, &secret); err == nil {
+		tlsCrt = secret.Data[corev1.TLSCertKey]
+	}
+	s.conds.set(oauthv1alpha1.ConditionServingCertificateReady, ServingCertificateReady(&cert, tlsCrt, r.Clock.Now()))
+	return nil
+}
+
+// reconcileTrustAnchors reads the client trust-anchor Secrets and writes
+// their bundle. On a bad anchor the last good bundle stays mounted: the
+// server keeps trusting what it trusted rather than something partial.
+func (r *AuthorizationServerReconciler) reconcileTrustAnchors(ctx context.Context, s *serverScope) error {
+	as := s.server
 	anchors := make([]trustAnchorInput, 0, len(as.Spec.ClientTrustAnchors))
 	for _, a := range as.Spec.ClientTrustAnchors {
 		in := trustAnchorInput{Ref: a.SecretRef}
-		var s corev1.Secret
-		err := r.Client.Get(ctx, client.ObjectKey{Namespace: as.Namespace, Name: a.SecretRef.Name}, &s)
+		var secret corev1.Secret
+		err := r.Client.Get(ctx, client.ObjectKey{Namespace: as.Namespace, Name: a.SecretRef.Name}, &secret)
 		switch {
 		case err == nil:
-			in.Secret = &s
+			in.Secret = &secret
 		case !apierrors.IsNotFound(err):
-			return ctrl.Result{}, err
+			return err
 		}
 		anchors = append(anchors, in)
 	}
 	bundle, anchorsResult := TrustAnchorBundle(anchors)
-	conds.set(oauthv1alpha1.ConditionTrustAnchorsReady, anchorsResult)
-	withClientCA := len(as.Spec.ClientTrustAnchors) > 0
-	if bundle != nil {
-		secret := &corev1.Secret{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-			ObjectMeta: objectMeta(&as, trustBundleName(as.Name)),
-			Type:       corev1.SecretTypeOpaque,
-			Data:       map[string][]byte{trustBundleKey: bundle},
-		}
-		if err := r.applyOwned(ctx, &as, secret); err != nil {
-			return ctrl.Result{}, r.childFailed(conds, err)
-		}
+	s.conds.set(oauthv1alpha1.ConditionTrustAnchorsReady, anchorsResult)
+	s.bundle = bundle
+	if bundle == nil {
+		return nil
 	}
-	// On a bad anchor the last good bundle stays mounted: the server keeps
-	// trusting what it trusted rather than something partial.
+	return r.applyOwned(ctx, as, &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: objectMeta(as, trustBundleName(as.Name)),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{trustBundleKey: bundle},
+	})
+}
 
-	deployment, err := desiredDeployment(&as, issuer, podInputs{
-		Image: r.Image, SigningKeysHash: keysHash, TrustBundleHash: hashOf(string(bundle)), WithClientCA: withClientCA,
+// reconcileWorkload applies the Deployment, Service and (when wanted) the
+// PodDisruptionBudget, deleting a PDB no longer wanted.
+func (r *AuthorizationServerReconciler) reconcileWorkload(ctx context.Context, s *serverScope) error {
+	as := s.server
+	deployment, err := desiredDeployment(as, s.issuer, podInputs{
+		Image: r.Image, SigningKeysHash: s.keysHash, TrustBundleHash: hashOf(string(s.bundle)), WithClientCA: s.withClientCA(),
 	})
 	if err != nil {
-		return ctrl.Result{}, err
+		return err
 	}
-	if bundle == nil && withClientCA {
+	if s.bundle == nil && s.withClientCA() {
 		// Keep the pods on the last good bundle's hash.
 		var current appsv1.Deployment
 		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(deployment), &current); err == nil {
@@ -229,43 +365,40 @@ func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.
 			}
 		}
 	}
-	for _, obj := range []client.Object{deployment, desiredService(&as)} {
-		if err := r.applyOwned(ctx, &as, obj); err != nil {
-			return ctrl.Result{}, r.childFailed(conds, err)
+	for _, obj := range []client.Object{deployment, desiredService(as)} {
+		if err := r.applyOwned(ctx, as, obj); err != nil {
+			return err
 		}
 	}
-	if pdb := desiredPDB(&as); pdb != nil {
-		if err := r.applyOwned(ctx, &as, pdb); err != nil {
-			return ctrl.Result{}, r.childFailed(conds, err)
-		}
-	} else if err := r.deleteOwned(ctx, &as, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: workloadName(as.Name)}}); err != nil {
-		return ctrl.Result{}, err
+	if pdb := desiredPDB(as); pdb != nil {
+		return r.applyOwned(ctx, as, pdb)
 	}
+	return r.deleteOwned(ctx, as, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: workloadName(as.Name)}})
+}
 
+// observeAvailability sets Available from the server's Deployment.
+func (r *AuthorizationServerReconciler) observeAvailability(ctx context.Context, s *serverScope) error {
 	var current appsv1.Deployment
-	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(deployment), &current); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return ctrl.Result{}, err
-		}
-		conds.set(oauthv1alpha1.ConditionAvailable, DeploymentAvailable(nil))
-	} else {
-		conds.set(oauthv1alpha1.ConditionAvailable, DeploymentAvailable(&current))
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.server.Namespace, Name: workloadName(s.server.Name)}, &current)
+	switch {
+	case err == nil:
+		s.conds.set(oauthv1alpha1.ConditionAvailable, DeploymentAvailable(&current))
+	case apierrors.IsNotFound(err):
+		s.conds.set(oauthv1alpha1.ConditionAvailable, DeploymentAvailable(nil))
+	default:
+		return err
 	}
+	return nil
+}
 
+// observeRegistrations counts the clients registered with the server.
+func (r *AuthorizationServerReconciler) observeRegistrations(ctx context.Context, s *serverScope) error {
 	var regs oauthv1alpha1.ClientRegistrationList
-	if err := r.Client.List(ctx, &regs, client.InNamespace(as.Namespace), client.MatchingLabels{LabelAuthorizationServer: as.Name}); err != nil {
-		return ctrl.Result{}, err
+	if err := r.Client.List(ctx, &regs, client.InNamespace(s.server.Namespace), client.MatchingLabels{LabelAuthorizationServer: s.server.Name}); err != nil {
+		return err
 	}
-	status.RegisteredClients = int32(len(regs.Items))
-	conds.set(oauthv1alpha1.ConditionClientPolicyReady, ClientPolicyReady(&as))
-
-	conds.summarize(ReasonReady, "the authorization server is serving", oauthv1alpha1.ConditionSigningKeyReady, oauthv1alpha1.ConditionServingCertificateReady, oauthv1alpha1.ConditionTrustAnchorsReady, oauthv1alpha1.ConditionAvailable)
-	logger.V(1).Info("reconciled", "issuer", issuer, "nextKeyEvent", nextKeyEvent)
-	result := ctrl.Result{}
-	if !nextKeyEvent.IsZero() {
-		result.RequeueAfter = max(nextKeyEvent.Sub(now), time.Second)
-	}
-	return result, nil
+	s.status.RegisteredClients = int32(len(regs.Items))
+	return nil
 }
 
 // childFailed records a child that cannot be written on Ready; a child not
@@ -301,79 +434,6 @@ func (r *AuthorizationServerReconciler) deleteOwned(ctx context.Context, as *oau
 		return nil
 	}
 	return client.IgnoreNotFound(r.Client.Delete(ctx, obj))
-}
-
-// reconcileSigningKeys rotates the signing keys on schedule and returns a
-// hash of the key IDs (to roll the pods) and the next rotation event.
-func (r *AuthorizationServerReconciler) reconcileSigningKeys(ctx context.Context, as *oauthv1alpha1.AuthorizationServer, conds *conditionSet, now time.Time) (string, time.Time, error) {
-	var existing corev1.Secret
-	var keys []signingKey
-	regenerated := false
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: as.Namespace, Name: signingSecretName(as.Name)}, &existing)
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return "", time.Time{}, err
-	default:
-		if !metav1.IsControlledBy(&existing, as) {
-			return "", time.Time{}, &NotControlledError{Kind: "Secret", Namespace: as.Namespace, Name: existing.Name}
-		}
-		keys, err = decodeSigningKeys(existing.Data[signingKeysDataKey], existing.Annotations[annotationSigningSchedule])
-		if err != nil {
-			log.FromContext(ctx).Error(err, "signing keys unreadable; generating new ones")
-			keys, regenerated = nil, true
-		}
-	}
-	planned, _, next, err := planSigningKeys(now, keys, rotationPolicyOf(as), r.GenerateKey)
-	if err != nil {
-		conds.set(oauthv1alpha1.ConditionSigningKeyReady, falseResult("KeyGenerationFailed", err.Error()))
-		return "", time.Time{}, err
-	}
-	jwks, schedule, err := encodeSigningKeys(planned)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	secret := &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: objectMeta(as, signingSecretName(as.Name)),
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{signingKeysDataKey: jwks},
-	}
-	secret.Annotations = map[string]string{annotationSigningSchedule: schedule}
-	if err := r.applyOwned(ctx, as, secret); err != nil {
-		return "", time.Time{}, err
-	}
-	kids := make([]string, 0, len(planned))
-	for _, k := range planned {
-		kids = append(kids, k.JWK.KeyID)
-	}
-	msg := fmt.Sprintf("key %s signs; %d keys published", planned[0].JWK.KeyID, len(planned))
-	if regenerated {
-		conds.set(oauthv1alpha1.ConditionSigningKeyReady, trueResult(ReasonKeysRegenerated, "the previous signing keys were unreadable and were replaced; "+msg))
-	} else {
-		conds.set(oauthv1alpha1.ConditionSigningKeyReady, trueResult(ReasonKeysCurrent, msg))
-	}
-	return hashOf(kids), next, nil
-}
-
-func (r *AuthorizationServerReconciler) servingCertificateReady(ctx context.Context, as *oauthv1alpha1.AuthorizationServer) conditionResult {
-	var cert cmapi.Certificate
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: as.Namespace, Name: servingSecretName(as.Name)}, &cert); err != nil {
-		return falseResult(ReasonIssuing, "the serving Certificate has not been created yet")
-	}
-	var secret corev1.Secret
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: as.Namespace, Name: cert.Spec.SecretName}, &secret); err == nil && len(secret.Data[corev1.TLSCertKey]) > 0 {
-		if leaf, err := parseLeaf(secret.Data[corev1.TLSCertKey]); err == nil && r.Clock.Now().Before(leaf.NotAfter) {
-			return trueResult(ReasonIssued, fmt.Sprintf("serving certificate valid until %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
-		}
-	}
-	msg := "cert-manager has not issued the serving certificate yet"
-	for _, c := range cert.Status.Conditions {
-		if c.Type == cmapi.CertificateConditionReady && c.Status != cmmeta.ConditionTrue && c.Message != "" {
-			msg += ": " + c.Message
-		}
-	}
-	return falseResult(ReasonIssuing, msg)
 }
 
 func (r *AuthorizationServerReconciler) writeStatus(ctx context.Context, as *oauthv1alpha1.AuthorizationServer, status oauthv1alpha1.AuthorizationServerStatus) error {

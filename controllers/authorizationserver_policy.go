@@ -415,6 +415,28 @@ func DeploymentAvailable(d *appsv1.Deployment) conditionResult {
 	return falseResult(ReasonDeploymentUnavailable, fmt.Sprintf("%d/%d replicas available", d.Status.AvailableReplicas, ptr.Deref(d.Spec.Replicas, 1)))
 }
 
+// ServingCertificateReady reads the serving Certificate (nil: not created
+// yet) and the tls.crt of its Secret (empty: not issued yet): True while
+// the issued certificate is valid at now, else False with cert-manager's
+// own message when it has one.
+func ServingCertificateReady(cert *cmapi.Certificate, tlsCrt []byte, now time.Time) conditionResult {
+	if cert == nil {
+		return falseResult(ReasonIssuing, "the serving Certificate has not been created yet")
+	}
+	if len(tlsCrt) > 0 {
+		if leaf, err := parseLeaf(tlsCrt); err == nil && now.Before(leaf.NotAfter) {
+			return trueResult(ReasonIssued, fmt.Sprintf("serving certificate valid until %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
+		}
+	}
+	msg := "cert-manager has not issued the serving certificate yet"
+	for _, c := range cert.Status.Conditions {
+		if c.Type == cmapi.CertificateConditionReady && c.Status != cmmeta.ConditionTrue && c.Message != "" {
+			msg += ": " + c.Message
+		}
+	}
+	return falseResult(ReasonIssuing, msg)
+}
+
 // trustAnchorInput is one spec.clientTrustAnchors entry as observed.
 type trustAnchorInput struct {
 	Ref    oauthv1alpha1.SecretKeySelector
