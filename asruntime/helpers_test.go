@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certbound/certbound/internal/poll"
 	jose "github.com/go-jose/go-jose/v4"
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/utils/clock"
@@ -392,14 +393,8 @@ func hasLabel(labels []*dto.LabelPair, name, value string) bool {
 	return false
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond until it holds, for at most 10 s.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, what, func() (bool, string) { return cond(), "" })
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/certbound/certbound/asruntime"
+	"github.com/certbound/certbound/internal/poll"
 	"github.com/certbound/certbound/test/testenv"
 )
 
@@ -188,12 +189,7 @@ func TestKubeRevocationStoreSharesRevocations(t *testing.T) {
 
 func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
-	for !cond() {
-		if ctx.Err() != nil {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.UntilContext(ctx, t, what, func() (bool, string) { return cond(), "" })
 }
 
 func TestKubeRevocationStoreNeedsNamespaceAndServer(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
 	"github.com/certbound/certbound/controllers"
+	"github.com/certbound/certbound/internal/poll"
 	"github.com/certbound/certbound/test/testenv"
 )
 
@@ -291,20 +292,13 @@ func mustCreate(t *testing.T, obj client.Object) {
 	}
 }
 
-// eventually polls check until it returns nil or the deadline passes.
+// eventually polls check until it returns nil or testTimeout passes.
 func eventually(t *testing.T, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	var err error
-	for {
-		if err = check(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(pollInterval)
-	}
+	poll.Until(t, testTimeout, what, func() (bool, string) {
+		err := check()
+		return err == nil, fmt.Sprint(err)
+	})
 }
 
 func getClient(t *testing.T, ns, name string) *oauthv1alpha1.OAuthClient {

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/certbound/certbound/api/v1alpha1"
+	"github.com/certbound/certbound/internal/poll"
 )
 
 // Each manifest passes the CRD's schema and CEL rules, so the refusal can
@@ -333,17 +335,12 @@ func TestADeeplyNestedObjectIsRefusedQuickly(t *testing.T) {
 // the AuthorizationServer's current policy and refuses with want.
 func eventuallyRefused(t *testing.T, want string, try func() error) error {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		err := try()
-		if err != nil && strings.Contains(err.Error(), want) {
-			return err
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the webhook never refused with %q; last result: %v", want, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	var err error
+	poll.Until(t, 15*time.Second, fmt.Sprintf("the webhook refuses with %q", want), func() (bool, string) {
+		err = try()
+		return err != nil && strings.Contains(err.Error(), want), fmt.Sprint(err)
+	})
+	return err
 }
 
 const policyServer = `

@@ -18,6 +18,7 @@ import (
 
 	"github.com/certbound/certbound/asruntime/resourceproxy"
 	"github.com/certbound/certbound/asruntime/resourceserver/rstest"
+	"github.com/certbound/certbound/internal/poll"
 )
 
 func TestRunRefusesBadFlags(t *testing.T) {
@@ -272,10 +273,5 @@ func (m *secretMount) update(certDER []byte, key crypto.PrivateKey) {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, 15*time.Second, what, func() (bool, string) { return cond(), "" })
 }

@@ -30,6 +30,7 @@ import (
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
 	"github.com/certbound/certbound/asruntime/certbinding"
 	"github.com/certbound/certbound/controllers"
+	"github.com/certbound/certbound/internal/poll"
 	"github.com/certbound/certbound/internal/registration"
 	"github.com/certbound/certbound/test/devcluster"
 )
@@ -96,24 +97,6 @@ func pkiClient(name string, subject oauthv1alpha1.ClientSubject) *oauthv1alpha1.
 	}
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(ctx context.Context, t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	last := ""
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting until %s (last: %s)", what, last)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
-
 // TestDemoStory is `make demo --once`: the samples become Ready, every
 // workload gets a bound token and calls the protected API, a replayed token
 // is refused.
@@ -168,7 +151,7 @@ func TestAuthorizationServerRestartKeepsServing(t *testing.T) {
 		t.Fatal("no local authorization-server process to kill")
 	}
 	var token string
-	eventually(ctx, t, "the restarted server issues tokens", func() (bool, string) {
+	poll.UntilContext(ctx, t, "the restarted server issues tokens", func() (bool, string) {
 		var err error
 		token, _, err = w.Token(ctx, cluster.Dialer())
 		return err == nil, fmt.Sprint(err)
@@ -218,7 +201,7 @@ func TestDeletingAClientRevokesItsAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := workload(ctx, t, "short-lived")
-	eventually(ctx, t, "the new client gets a token", func() (bool, string) {
+	poll.UntilContext(ctx, t, "the new client gets a token", func() (bool, string) {
 		_, _, err := w.Token(ctx, cluster.Dialer())
 		return err == nil, fmt.Sprint(err)
 	})
@@ -228,12 +211,12 @@ func TestDeletingAClientRevokesItsAccess(t *testing.T) {
 	}
 	revokeCtx, cancelRevoke := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelRevoke()
-	eventually(revokeCtx, t, "the deleted client is refused", func() (bool, string) {
+	poll.UntilContext(revokeCtx, t, "the deleted client is refused", func() (bool, string) {
 		_, _, err := w.Token(ctx, cluster.Dialer())
 		return err != nil && strings.Contains(err.Error(), "invalid_client"), fmt.Sprint(err)
 	})
 	t.Logf("access revoked %s after deletion", time.Since(deleted).Round(time.Millisecond))
-	eventually(ctx, t, "no registration is left", func() (bool, string) {
+	poll.UntilContext(ctx, t, "no registration is left", func() (bool, string) {
 		var reg oauthv1alpha1.ClientRegistration
 		name := registration.ObjectName("auth", "short-lived")
 		err := c.Get(ctx, client.ObjectKey{Namespace: "auth", Name: name}, &reg)
@@ -254,7 +237,7 @@ func TestOperatorRestartMidReconcileLosesNothing(t *testing.T) {
 	}
 	// Cut the operator off as soon as it has started on the client (its
 	// finalizer is the first thing it writes).
-	eventually(ctx, t, "the operator starts on the client", func() (bool, string) {
+	poll.UntilContext(ctx, t, "the operator starts on the client", func() (bool, string) {
 		err := c.Get(ctx, client.ObjectKeyFromObject(oc), oc)
 		return err == nil && len(oc.Finalizers) > 0, fmt.Sprint(err)
 	})
@@ -317,7 +300,7 @@ func renew(ctx context.Context, t *testing.T, name string) (old, renewed *devclu
 		t.Fatal(err)
 	}
 	oldThumbprint := certbinding.Thumbprint(old.Certificate.Certificate[0])
-	eventually(ctx, t, name+" has a renewed certificate", func() (bool, string) {
+	poll.UntilContext(ctx, t, name+" has a renewed certificate", func() (bool, string) {
 		w := workload(ctx, t, name)
 		renewed = w
 		return certbinding.Thumbprint(w.Certificate.Certificate[0]) != oldThumbprint, "same certificate"
@@ -332,7 +315,7 @@ func TestRenewalKeepsPKIClientsWorking(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	_, renewed := renew(ctx, t, "ledger-sync")
-	eventually(ctx, t, "the renewed certificate gets a token bound to it", func() (bool, string) {
+	poll.UntilContext(ctx, t, "the renewed certificate gets a token bound to it", func() (bool, string) {
 		_, claims, err := renewed.Token(ctx, cluster.Dialer())
 		if err != nil {
 			return false, err.Error()
@@ -350,7 +333,7 @@ func TestRenewalKeepsSelfSignedClientsWorking(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	old, renewed := renew(ctx, t, "reporting")
-	eventually(ctx, t, "the renewed self-signed certificate authenticates", func() (bool, string) {
+	poll.UntilContext(ctx, t, "the renewed self-signed certificate authenticates", func() (bool, string) {
 		_, _, err := renewed.Token(ctx, cluster.Dialer())
 		return err == nil, fmt.Sprint(err)
 	})
@@ -385,12 +368,12 @@ func TestAPIServerAwayForThirtySeconds(t *testing.T) {
 	t.Logf("%d tokens issued during a 30 s API server outage", tokens)
 
 	oc := pkiClient("after-outage", oauthv1alpha1.ClientSubject{DNSName: "after-outage.auth.svc"})
-	eventually(ctx, t, "the API server answers again", func() (bool, string) {
+	poll.UntilContext(ctx, t, "the API server answers again", func() (bool, string) {
 		err := cluster.Env.Client.Create(ctx, oc)
 		return err == nil, fmt.Sprint(err)
 	})
 	after := workload(ctx, t, "after-outage")
-	eventually(ctx, t, "a client created after the outage gets a token", func() (bool, string) {
+	poll.UntilContext(ctx, t, "a client created after the outage gets a token", func() (bool, string) {
 		_, _, err := after.Token(ctx, cluster.Dialer())
 		return err == nil, fmt.Sprint(err)
 	})
@@ -453,7 +436,7 @@ func TestRevocationIsSharedAndSurvivesRestarts(t *testing.T) {
 	if !cluster.Runner.KillPod("auth", "payments") {
 		t.Fatal("no local authorization-server process to kill")
 	}
-	eventually(ctx, t, "the restarted server still knows the revocation", func() (bool, string) {
+	poll.UntilContext(ctx, t, "the restarted server still knows the revocation", func() (bool, string) {
 		status, body := postForm(ctx, t, other, "/introspect", url.Values{"client_id": {other.ClientID}, "token": {token}})
 		return status == http.StatusOK && body == `{"active":false}`, fmt.Sprintf("%d %s", status, body)
 	})

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
+	"github.com/certbound/certbound/internal/poll"
 )
 
 // The two-tenant story of issue #11: tenant b (namespace tenant-b) tries to
@@ -26,7 +27,7 @@ const tenantB = "tenant-b"
 func waitForClient(ctx context.Context, t *testing.T, ns, name, condType string, status metav1.ConditionStatus, reason string) *oauthv1alpha1.OAuthClient {
 	t.Helper()
 	oc := &oauthv1alpha1.OAuthClient{}
-	eventually(ctx, t, fmt.Sprintf("%s/%s has %s=%s (%s)", ns, name, condType, status, reason), func() (bool, string) {
+	poll.UntilContext(ctx, t, fmt.Sprintf("%s/%s has %s=%s (%s)", ns, name, condType, status, reason), func() (bool, string) {
 		if err := cluster.Env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, oc); err != nil {
 			return false, err.Error()
 		}
@@ -201,7 +202,7 @@ func TestAReleasedSubjectsOldCertificateIsDead(t *testing.T) {
 	if err := cluster.Env.Client.Delete(ctx, first); err != nil {
 		t.Fatal(err)
 	}
-	eventually(ctx, t, "the first holder is gone", func() (bool, string) {
+	poll.UntilContext(ctx, t, "the first holder is gone", func() (bool, string) {
 		err := cluster.Env.Client.Get(ctx, client.ObjectKeyFromObject(first), &oauthv1alpha1.OAuthClient{})
 		return err != nil, fmt.Sprint(err)
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -13,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/certbound/certbound/internal/poll"
 )
 
 var env *Environment
@@ -151,25 +154,21 @@ func mustCreate(t *testing.T, c client.Client, obj client.Object) {
 
 func waitForCertificateSecret(ctx context.Context, t *testing.T, c client.Client, ns, name string) *corev1.Secret {
 	t.Helper()
-	for {
+	var secret corev1.Secret
+	poll.UntilContext(ctx, t, "certificate "+name+" is Ready", func() (bool, string) {
 		var cert cmapi.Certificate
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &cert); err != nil {
-			t.Fatalf("get certificate %s: %v", name, err)
+			return false, err.Error()
 		}
 		for _, cond := range cert.Status.Conditions {
 			if cond.Type == cmapi.CertificateConditionReady && cond.Status == cmmeta.ConditionTrue {
-				var secret corev1.Secret
-				if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: cert.Spec.SecretName}, &secret); err != nil {
-					t.Fatalf("get secret %s: %v", cert.Spec.SecretName, err)
-				}
-				return &secret
+				err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: cert.Spec.SecretName}, &secret)
+				return err == nil, fmt.Sprintf("secret %s: %v", cert.Spec.SecretName, err)
 			}
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("certificate %s not Ready: %+v", name, cert.Status.Conditions)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("%+v", cert.Status.Conditions)
+	})
+	return &secret
 }
 
 func parsePEMCertificate(t *testing.T, data []byte) *x509.Certificate {
