@@ -56,10 +56,13 @@ const indexAuthorizationServer = "spec.authorizationServerRef"
 // $(cat token_endpoint) with tls.crt/tls.key as its client certificate,
 // trusting ca.crt.
 type OAuthClientReconciler struct {
-	Client   client.Client
-	Scheme   *runtime.Scheme
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
+	Client client.Client
+	// APIReader reads past the cache where a stale "not found" would be
+	// costly: a client's own registration, whose absence restarts its hold.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
 
 	applier *applier
 }
@@ -361,7 +364,14 @@ func (r *OAuthClientReconciler) reconcileNormal(ctx context.Context, s *clientSc
 func (r *OAuthClientReconciler) observeRegistration(ctx context.Context, s *clientScope) error {
 	oc := s.client
 	var reg oauthv1alpha1.ClientRegistration
-	switch err := r.Client.Get(ctx, s.regKey, &reg); {
+	err := r.Client.Get(ctx, s.regKey, &reg)
+	if apierrors.IsNotFound(err) && r.APIReader != nil {
+		// The cache may not have seen the registration written a moment
+		// ago; concluding there is none would restart the hold and have the
+		// certificate just issued reissued.
+		err = r.APIReader.Get(ctx, s.regKey, &reg)
+	}
+	switch {
 	case err == nil:
 		if reg.Spec.Holder.Namespace == oc.Namespace && reg.Spec.Holder.Name == oc.Name {
 			own, err := registeredFrom(&reg)

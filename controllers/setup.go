@@ -32,9 +32,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	return (&OAuthClientReconciler{
-		Client:   mgr.GetClient(),
-		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("certbound"),
-		Clock:    clk,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  mgr.GetEventRecorder("certbound"),
+		Clock:     clk,
 	}).SetupWithManager(mgr)
 }
