@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +68,7 @@ type Proxy struct {
 	tlsConfig *tls.Config
 	logger    *slog.Logger
 	results   *prometheus.CounterVec
+	limits    serverLimits
 }
 
 // New checks cfg and returns a Proxy.
@@ -85,6 +85,7 @@ func New(cfg Config) (*Proxy, error) {
 	p := &Proxy{
 		verifier: cfg.Verifier,
 		logger:   cfg.Logger,
+		limits:   defaultLimits,
 		tlsConfig: &tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			GetCertificate: cfg.GetCertificate,
@@ -115,10 +116,8 @@ func New(cfg Config) (*Proxy, error) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
+			dropReserved(pr.Out, certHeaders)
 			setIdentityHeaders(pr.In.Context(), pr.Out.Header)
-			for _, h := range certHeaders {
-				pr.Out.Header.Del(h)
-			}
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			p.logger.Error("upstream request failed", "upstream", upstream.Host, "path", r.URL.Path, "error", err)
@@ -128,14 +127,9 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// setIdentityHeaders replaces whatever identity the client claimed with the
-// one the token proves.
+// setIdentityHeaders sets the identity the token proves; dropReserved has
+// already removed whatever identity the client claimed.
 func setIdentityHeaders(ctx context.Context, h http.Header) {
-	for name := range h {
-		if len(name) >= len(identityHeaderPrefix) && strings.EqualFold(name[:len(identityHeaderPrefix)], identityHeaderPrefix) {
-			delete(h, name)
-		}
-	}
 	// The token is bound to the client's certificate, which upstream does
 	// not hold, so upstream could not use it anyway; dropping it keeps a
 	// bearer credential out of upstream's logs and out of reach of anything
@@ -168,6 +162,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.results.WithLabelValues("Allowed").Inc()
+	w, r, extend := p.limits.progressDeadlines(w, r)
+	defer extend()
 	p.upstream.ServeHTTP(w, r.WithContext(resourceserver.ContextWithClaims(r.Context(), claims)))
 }
 
@@ -178,13 +174,10 @@ func (p *Proxy) TLSConfig() *tls.Config { return p.tlsConfig.Clone() }
 // Serve accepts TLS connections on ln until ctx is done, then shuts down
 // gracefully. It returns nil after a shutdown asked for by ctx.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           p,
-		TLSConfig:         p.TLSConfig(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(p.logger.Handler(), slog.LevelWarn),
-	}
+	srv := p.limits.server()
+	srv.Handler = p
+	srv.TLSConfig = p.TLSConfig()
+	srv.ErrorLog = slog.NewLogLogger(p.logger.Handler(), slog.LevelWarn)
 	shutdownDone := make(chan error, 1)
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)

@@ -59,6 +59,13 @@ func (u *upstream) seen() (*http.Request, int) {
 // returns its https URL and the CA that signed its serving certificate.
 func startProxy(t *testing.T, cfg resourceproxy.Config) (string, *rstest.CA) {
 	t.Helper()
+	return startProxyWith(t, cfg, nil)
+}
+
+// startProxyWith is startProxy with a chance to adjust the Proxy before it
+// serves.
+func startProxyWith(t *testing.T, cfg resourceproxy.Config, adjust func(*resourceproxy.Proxy)) (string, *rstest.CA) {
+	t.Helper()
 	ca := rstest.NewCA(t, "proxy serving CA")
 	serving := ca.ServingCertificate(t)
 	if cfg.Logger == nil {
@@ -68,6 +75,9 @@ func startProxy(t *testing.T, cfg resourceproxy.Config) (string, *rstest.CA) {
 	p, err := resourceproxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if adjust != nil {
+		adjust(p)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
