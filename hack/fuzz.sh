@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every fuzz target in the module for the given time (default 10s):
+# Runs every fuzz target in the module for the given budget (a duration such as
+# 5m, or an execution count such as 20000x; the Makefile default is a count):
 # go test -fuzz accepts one target per run, so this finds them by name.
 set -euo pipefail
 fuzztime=${1:-10s}
