@@ -211,6 +211,6 @@ func (s *Server) authenticateCaller(w http.ResponseWriter, r *http.Request, req 
 	}
 	s.log.Info("client authentication failed", "client_id", clientID, "reason", string(failure),
 		"remote", r.RemoteAddr, "certificate", len(certs) > 0, "path", r.URL.Path)
-	writeOAuthError(w, clientAuthError(failure, req.basicPresent))
+	s.writeOAuthError(w, clientAuthError(failure, req.basicPresent))
 	return nil, false
 }

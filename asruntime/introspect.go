@@ -62,12 +62,12 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 // token is not one (malformed, foreign, tampered or expired).
 func (s *Server) tokenManagementRequest(w http.ResponseWriter, r *http.Request) (caller *Client, token *ownToken, outcome string, done bool) {
 	if r.Method != http.MethodPost {
-		writeOAuthError(w, errPostOnly)
+		s.writeOAuthError(w, errPostOnly)
 		return nil, nil, errPostOnly.code, true
 	}
 	req, oerr := readFormRequest(r, true)
 	if oerr != nil {
-		writeOAuthError(w, oerr)
+		s.writeOAuthError(w, oerr)
 		return nil, nil, oerr.code, true
 	}
 	// token_type_hint (RFC 7662 §2.1, RFC 7009 §2.1) is only a hint: this
@@ -77,7 +77,7 @@ func (s *Server) tokenManagementRequest(w http.ResponseWriter, r *http.Request) 
 		return nil, nil, errInvalidClient.code, true
 	}
 	if req.token == "" {
-		writeOAuthError(w, errMissingToken)
+		s.writeOAuthError(w, errMissingToken)
 		return nil, nil, errMissingToken.code, true
 	}
 	t, ok := s.parseOwnToken(req.token)
@@ -114,7 +114,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) string {
 		// Fail closed: a token whose revocation cannot be ruled out is
 		// neither active nor, as far as anyone can tell, inactive.
 		s.log.Error("introspection: revocation store unavailable", "client_id", client.ID, "error", err)
-		writeOAuthError(w, errRevocationUnavailable)
+		s.writeOAuthError(w, errRevocationUnavailable)
 		return errRevocationUnavailable.code
 	}
 	if revoked {

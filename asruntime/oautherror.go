@@ -1,19 +1,21 @@
 package asruntime
 
 // RFC 6749 §5.2 error responses. Every token endpoint failure is decided as
-// one of these values; writeOAuthError is the only place that answers one.
+// one of these values; Server.writeOAuthError is the only place that answers one.
 
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 )
 
 type oauthError struct {
 	status      int
 	code        string
 	description string
-	// basicChallenge adds the WWW-Authenticate header RFC 6749 §5.2
-	// requires when the client tried HTTP Basic authentication.
+	// basicChallenge selects the Basic challenge for a 401: RFC 6749 §5.2
+	// requires it when the client tried HTTP Basic authentication. Every
+	// other 401 carries the mTLS challenge (see challenges).
 	basicChallenge bool
 }
 
@@ -45,7 +47,56 @@ var (
 	errRevocationUnavailable = &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", description: "revocation state is unavailable; retry later"}
 )
 
-func writeOAuthError(w http.ResponseWriter, e *oauthError) {
+// challenges are the WWW-Authenticate values of a 401, computed once per
+// Server since the realm is the issuer.
+//
+// RFC 7235 §3.1 and §4.1: a 401 MUST carry at least one challenge; RFC
+// 6749 §5.2 adds that a client that tried the Authorization header gets a
+// challenge for the scheme it used, i.e. Basic. The other methods this
+// server accepts (tls_client_auth and self_signed_tls_client_auth, RFC
+// 8705 §2; client_secret_post) do not use the Authorization header, and no
+// registered HTTP authentication scheme means "authenticate at the TLS
+// layer": RFC 8705 defines none, and the registered "Mutual" scheme (RFC
+// 8120) is a password-based scheme, so naming it would send a client down
+// the wrong path. Answering Basic would be wrong too: it invites a
+// certificate-holding client to send a secret it does not have, and RFC 6749
+// §2.3 forbids it from using two methods. So non-Basic attempts get the
+// unregistered scheme "MutualTLS" with the issuer as realm: syntactically a
+// valid challenge (RFC 7235 §2.1, auth-scheme is a token), one that
+// clients that do not know it ignore (§4.1), and one that tells a human or a
+// client that does what to do — present its certificate.
+//
+// The scheme is chosen from what the request attempted, never from the
+// client's registered method, so an unknown client_id and a known one get
+// the same answer (see clientAuthError).
+type challenges struct {
+	basic, mtls string
+}
+
+func newChallenges(issuer string) challenges {
+	realm := quoteString(issuer)
+	return challenges{
+		basic: `Basic realm=` + realm + `, charset="UTF-8"`,
+		mtls:  `MutualTLS realm=` + realm,
+	}
+}
+
+// quoteString is an RFC 7230 §3.2.6 quoted-string.
+func quoteString(v string) string {
+	var b strings.Builder
+	b.Grow(len(v) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		if v[i] == '"' || v[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(v[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func (s *Server) writeOAuthError(w http.ResponseWriter, e *oauthError) {
 	body, _ := json.Marshal(struct {
 		Error       string `json:"error"`
 		Description string `json:"error_description,omitempty"`
@@ -54,8 +105,12 @@ func writeOAuthError(w http.ResponseWriter, e *oauthError) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
-	if e.basicChallenge {
-		h.Set("WWW-Authenticate", `Basic realm="token", charset="UTF-8"`)
+	if e.status == http.StatusUnauthorized {
+		if e.basicChallenge {
+			h.Set("WWW-Authenticate", s.challenges.basic)
+		} else {
+			h.Set("WWW-Authenticate", s.challenges.mtls)
+		}
 	}
 	if e.status == http.StatusMethodNotAllowed {
 		h.Set("Allow", http.MethodPost)

@@ -35,7 +35,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) string {
 	}
 	if t.ClientID != client.ID {
 		s.log.Info("revocation of another client's token refused", "client_id", client.ID, "token_client_id", t.ClientID)
-		writeOAuthError(w, errNotTheClientsToken)
+		s.writeOAuthError(w, errNotTheClientsToken)
 		return errNotTheClientsToken.code
 	}
 	if err := s.revocations.Revoke(r.Context(), t.ID, time.Unix(t.Expiry, 0)); err != nil {
@@ -44,7 +44,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) string {
 			level = "full"
 		}
 		s.log.Error("revocation could not be recorded", "client_id", client.ID, "store", level, "error", err)
-		writeOAuthError(w, errRevocationUnavailable)
+		s.writeOAuthError(w, errRevocationUnavailable)
 		return errRevocationUnavailable.code
 	}
 	s.log.Info("token revoked", "client_id", client.ID, "jti", t.ID)

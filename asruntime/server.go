@@ -95,6 +95,8 @@ type Server struct {
 	selfSigned     *selfSignedAuthenticator
 	revocations    RevocationStore
 	certSource     *clientcert.Source
+	// challenges are the WWW-Authenticate values of a 401.
+	challenges challenges
 
 	claimsPrefix   []byte
 	issuerAudience []string
@@ -129,6 +131,7 @@ func New(cfg Config) (*Server, error) {
 		metrics:        cfg.Metrics,
 		revocations:    cfg.Revocations,
 		certSource:     cfg.ClientCertificates,
+		challenges:     newChallenges(cfg.Issuer),
 	}
 	if s.revocations == nil {
 		s.revocations = NewMemoryRevocationStore(0)

@@ -100,7 +100,7 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, e *oauthErro
 	if client != nil && s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("token request refused", "client_id", client.ID, "error", e.code, "description", e.description)
 	}
-	writeOAuthError(w, e)
+	s.writeOAuthError(w, e)
 }
 
 // grantedScope is the requested scope if it is a subset of the registered
