@@ -25,6 +25,7 @@ import (
 
 	"github.com/certbound/certbound/asruntime/clientcert"
 	"github.com/certbound/certbound/asruntime/oauthurl"
+	"github.com/certbound/certbound/internal/httplimits"
 )
 
 // DefaultAccessTokenTTL is the lifetime of access tokens unless configured.
@@ -245,7 +246,7 @@ func (s *Server) Serve(ctx context.Context, ls *Listeners) error {
 	}
 	listeners := []net.Listener{ls.Public, ls.MTLS}
 	if ls.Metrics != nil {
-		servers = append(servers, &http.Server{Handler: s.opsRoutes(), ReadHeaderTimeout: 5 * time.Second})
+		servers = append(servers, &http.Server{Handler: s.opsRoutes(), ReadHeaderTimeout: httplimits.ReadHeaderTimeout})
 		listeners = append(listeners, ls.Metrics)
 	}
 
@@ -323,11 +324,11 @@ func (s *Server) httpServer(h http.Handler, clientAuth tls.ClientAuthType) *http
 			ClientAuth: clientAuth,
 		},
 		ConnContext:       withConnState,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		ReadHeaderTimeout: httplimits.ReadHeaderTimeout,
+		ReadTimeout:       httplimits.ReadTimeout,
+		WriteTimeout:      httplimits.WriteTimeout,
+		IdleTimeout:       httplimits.IdleTimeout,
+		MaxHeaderBytes:    httplimits.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/certbound/certbound/internal/httplimits"
 )
 
-// serverLimits bound what one connection may cost the proxy. The values
-// are the authorization server's (asruntime.Server.httpServer).
+// serverLimits bound what one connection may cost the proxy: the
+// authorization server's limits (internal/httplimits); tests shorten them.
 type serverLimits struct {
 	readHeaderTimeout time.Duration
 	// readTimeout and writeTimeout bound a whole exchange until the token
@@ -20,11 +22,11 @@ type serverLimits struct {
 }
 
 var defaultLimits = serverLimits{
-	readHeaderTimeout: 5 * time.Second,
-	readTimeout:       15 * time.Second,
-	writeTimeout:      15 * time.Second,
-	idleTimeout:       2 * time.Minute,
-	maxHeaderBytes:    16 << 10,
+	readHeaderTimeout: httplimits.ReadHeaderTimeout,
+	readTimeout:       httplimits.ReadTimeout,
+	writeTimeout:      httplimits.WriteTimeout,
+	idleTimeout:       httplimits.IdleTimeout,
+	maxHeaderBytes:    httplimits.MaxHeaderBytes,
 }
 
 // server returns an http.Server with the limits.
