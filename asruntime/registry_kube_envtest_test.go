@@ -13,7 +13,6 @@ import (
 	"github.com/certbound/certbound/api/v1alpha1"
 	"github.com/certbound/certbound/asruntime"
 	"github.com/certbound/certbound/internal/registration"
-	"github.com/certbound/certbound/test/testenv"
 )
 
 func registrationObject(t *testing.T, name, asName string, md v1alpha1.ClientMetadata) *unstructured.Unstructured {
@@ -53,25 +52,7 @@ func dn(v string) func(*v1alpha1.ClientMetadata) {
 // follows creates and deletes, loads only its server's registrations, and
 // keeps serving the last known clients when the API server goes away.
 func TestClientRegistrationRegistryAgainstAnAPIServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane")
-	}
-	env, err := testenv.Start(testenv.Options{WithoutCertManager: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = env.Stop()
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	const ns = "auth"
-	if err := env.CreateNamespace(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
+	env, ctx, stopAPIServer := startAPIServer(t, 60*time.Second)
 	dyn := dynamic.NewForConfigOrDie(env.Config)
 	regs := dyn.Resource(asruntime.ClientRegistrationResource).Namespace(ns)
 	create := func(u *unstructured.Unstructured) {
@@ -114,8 +95,7 @@ func TestClientRegistrationRegistryAgainstAnAPIServer(t *testing.T) {
 
 	// The API server goes away (killed if it does not stop in time, which
 	// Stop reports): the registry keeps what it knew.
-	_ = env.Stop()
-	stopped = true
+	stopAPIServer()
 	time.Sleep(300 * time.Millisecond)
 	if _, ok := reg.Clients().Lookup("auth.billing"); !ok {
 		t.Fatal("the registry forgot its clients when the API server went away")

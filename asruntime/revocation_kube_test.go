@@ -15,10 +15,11 @@ import (
 	"github.com/certbound/certbound/test/testenv"
 )
 
-// TestKubeRevocationStoreSharesRevocations runs the in-cluster revocation
-// store against a real API server, with several stores standing for the
-// replicas of one authorization server.
-func TestKubeRevocationStoreSharesRevocations(t *testing.T) {
+// startAPIServer starts a control plane without cert-manager, with
+// namespace ns, for a test of an in-cluster store; stop takes the API
+// server away mid-test (and is otherwise called at the end).
+func startAPIServer(t *testing.T, timeout time.Duration) (env *testenv.Environment, ctx context.Context, stop func()) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a control plane")
 	}
@@ -26,18 +27,25 @@ func TestKubeRevocationStoreSharesRevocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = env.Stop()
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	const ns = "auth"
+	var once sync.Once
+	stop = func() { once.Do(func() { _ = env.Stop() }) }
+	t.Cleanup(stop)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
 	if err := env.CreateNamespace(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
+	return env, ctx, stop
+}
+
+// ns is the namespace of the in-cluster stores under test.
+const ns = "auth"
+
+// TestKubeRevocationStoreSharesRevocations runs the in-cluster revocation
+// store against a real API server, with several stores standing for the
+// replicas of one authorization server.
+func TestKubeRevocationStoreSharesRevocations(t *testing.T) {
+	env, ctx, stopAPIServer := startAPIServer(t, 90*time.Second)
 	kube := kubernetes.NewForConfigOrDie(env.Config)
 	configMaps := kube.CoreV1().ConfigMaps(ns)
 	newStore := func(asName string, max int) *asruntime.KubeRevocationStore {
@@ -172,8 +180,7 @@ func TestKubeRevocationStoreSharesRevocations(t *testing.T) {
 
 	// The API server goes away: revocations already known are still
 	// answered, new ones fail closed.
-	_ = env.Stop()
-	stopped = true
+	stopAPIServer()
 	if !isRevoked(replicaA, "jti-one") {
 		t.Fatal("the store forgot its revocations when the API server went away")
 	}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -56,37 +57,18 @@ func validateClientPolicy(p v1alpha1.ClientPolicy, path *field.Path) (warnings [
 		warnings = append(warnings, fmt.Sprintf("%s: the pattern %s does not name {namespace} and allowUnboundSubjects is true: clients of any allowed namespace may claim the subjects it admits, including identities another team uses", subjects.Index(i), pattern))
 	}
 
-	scopes := path.Child("scopes")
-	if len(p.Scopes) > maxPolicyScopes {
-		errs = append(errs, field.TooMany(scopes, len(p.Scopes), maxPolicyScopes))
+	scopeNames := make([]string, len(p.Scopes))
+	scopeSelectors := make([]*metav1.LabelSelector, len(p.Scopes))
+	for i, sp := range p.Scopes {
+		scopeNames[i], scopeSelectors[i] = sp.Name, sp.Namespaces
 	}
-	seenScopes := make(map[string]bool, len(p.Scopes))
-	for i, s := range p.Scopes {
-		errs = append(errs, validateScopeToken(s.Name, scopes.Index(i).Child("name"))...)
-		if seenScopes[s.Name] {
-			errs = append(errs, field.Duplicate(scopes.Index(i).Child("name"), s.Name))
-		}
-		seenScopes[s.Name] = true
-		if s.Namespaces != nil {
-			errs = append(errs, metav1validation.ValidateLabelSelector(s.Namespaces, metav1validation.LabelSelectorValidationOptions{}, scopes.Index(i).Child("namespaces"))...)
-		}
+	errs = append(errs, validateGrants(scopeNames, scopeSelectors, maxPolicyScopes, path.Child("scopes"), "name", validateScopeToken)...)
+	audienceURIs := make([]string, len(p.Audiences))
+	audienceSelectors := make([]*metav1.LabelSelector, len(p.Audiences))
+	for i, ap := range p.Audiences {
+		audienceURIs[i], audienceSelectors[i] = ap.URI, ap.Namespaces
 	}
-
-	audiences := path.Child("audiences")
-	if len(p.Audiences) > maxPolicyAudience {
-		errs = append(errs, field.TooMany(audiences, len(p.Audiences), maxPolicyAudience))
-	}
-	seenAudiences := make(map[string]bool, len(p.Audiences))
-	for i, a := range p.Audiences {
-		errs = append(errs, validateAudienceURI(a.URI, audiences.Index(i).Child("uri"))...)
-		if seenAudiences[a.URI] {
-			errs = append(errs, field.Duplicate(audiences.Index(i).Child("uri"), a.URI))
-		}
-		seenAudiences[a.URI] = true
-		if a.Namespaces != nil {
-			errs = append(errs, metav1validation.ValidateLabelSelector(a.Namespaces, metav1validation.LabelSelectorValidationOptions{}, audiences.Index(i).Child("namespaces"))...)
-		}
-	}
+	errs = append(errs, validateGrants(audienceURIs, audienceSelectors, maxPolicyAudience, path.Child("audiences"), "uri", validateAudienceURI)...)
 	return warnings, errs
 }
 
@@ -151,6 +133,28 @@ func validateAudienceURI(s string, path *field.Path) field.ErrorList {
 		return field.ErrorList{field.Invalid(path, s, fmt.Sprintf("the scheme %q is not a resource indicator the server issues tokens for: use https, http or urn", u.Scheme))}
 	}
 	return nil
+}
+
+// validateGrants checks the scopes or audiences of a client policy: at
+// most max entries, each key (under member) valid by validateKey and listed
+// once, each namespaces selector valid.
+func validateGrants(keys []string, selectors []*metav1.LabelSelector, max int, path *field.Path, member string, validateKey func(string, *field.Path) field.ErrorList) field.ErrorList {
+	var errs field.ErrorList
+	if len(keys) > max {
+		errs = append(errs, field.TooMany(path, len(keys), max))
+	}
+	seen := make(map[string]bool, len(keys))
+	for i, key := range keys {
+		errs = append(errs, validateKey(key, path.Index(i).Child(member))...)
+		if seen[key] {
+			errs = append(errs, field.Duplicate(path.Index(i).Child(member), key))
+		}
+		seen[key] = true
+		if selectors[i] != nil {
+			errs = append(errs, metav1validation.ValidateLabelSelector(selectors[i], metav1validation.LabelSelectorValidationOptions{}, path.Index(i).Child("namespaces"))...)
+		}
+	}
+	return errs
 }
 
 // validateClientScopes checks spec.scopes of an OAuthClient: RFC 6749 §3.3
