@@ -25,7 +25,9 @@ type ClientMetadata struct {
 	ClientName string `json:"client_name,omitempty"`
 
 	// token_endpoint_auth_method is tls_client_auth or
-	// self_signed_tls_client_auth (RFC 8705 §2.1.1, §2.2.1).
+	// self_signed_tls_client_auth (RFC 8705 §2.1.1, §2.2.1), or none for a
+	// public client that proves who it is with a service account token
+	// and binds its tokens to a certificate it made itself (RFC 8705 §4).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
@@ -99,12 +101,30 @@ type ClientMetadata struct {
 	// +kubebuilder:validation:items:MaxLength=2048
 	Resources []string `json:"resources,omitempty"`
 
+	// introspection_resources (a certbound extension member) are the RFC
+	// 8707 resource indicators the client serves as a resource server,
+	// already checked against the server's clientPolicy: the client may
+	// introspect (RFC 7662) every token whose aud names one of them. Any
+	// client may introspect its own tokens; no other token is shown to it.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=2048
+	IntrospectionResources []string `json:"introspection_resources,omitempty"`
+
 	// min_certificate_not_before (a certbound extension member) is when the
 	// client came to hold its tls_client_auth subject value: a certificate
 	// whose notBefore is earlier never authenticates it, so a certificate
 	// issued to an earlier holder of the same subject is worthless.
 	// +optional
 	MinCertificateNotBefore *metav1.Time `json:"min_certificate_not_before,omitempty"`
+	// service_account (a certbound extension member) is the Kubernetes
+	// user name, system:serviceaccount:<namespace>:<name>, whose tokens a
+	// public (token_endpoint_auth_method none) client exchanges for access
+	// tokens (RFC 8693); the namespace is always the client's own.
+	// +optional
+	// +kubebuilder:validation:MaxLength=340
+	ServiceAccount string `json:"service_account,omitempty"`
 }
 
 // ClientHolder names the OAuthClient a registration belongs to.

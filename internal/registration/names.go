@@ -36,12 +36,23 @@ const (
 )
 
 // Token endpoint authentication methods (RFC 7591 §2, RFC 8705 §2.1.1,
-// §2.2.1) and the grant this server issues tokens for.
+// §2.2.1, and none for the public clients of RFC 8705 §4) and the grants
+// this server issues tokens for.
 const (
 	AuthMethodTLSClientAuth           = "tls_client_auth"
 	AuthMethodSelfSignedTLSClientAuth = "self_signed_tls_client_auth"
+	AuthMethodNone                    = "none"
 	GrantTypeClientCredentials        = "client_credentials"
+	GrantTypeTokenExchange            = "urn:ietf:params:oauth:grant-type:token-exchange"
+	GrantTypeRefreshToken             = "refresh_token"
 )
+
+// ServiceAccountUsername is the Kubernetes user name of a service account
+// (what a TokenReview reports for its tokens):
+// system:serviceaccount:<namespace>:<name>.
+func ServiceAccountUsername(namespace, name string) string {
+	return "system:serviceaccount:" + namespace + ":" + name
+}
 
 // maxObjectName is the longest name of a namespaced object (a DNS
 // subdomain).
