@@ -22,7 +22,8 @@ import (
 	certwatchermetrics "sigs.k8s.io/controller-runtime/pkg/certwatcher/metrics"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/certbound/certbound/asruntime/clientcert"
+	"github.com/certbound/certbound/asruntime/certrevocation"
+	"github.com/certbound/certbound/asruntime/clientcert/clientcertflag"
 	"github.com/certbound/certbound/internal/registration"
 )
 
@@ -41,18 +42,30 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 	clientsDir := fs.String("clients-dir", "", "directory of RFC 7591 client metadata documents, one *.json per client (standalone registry)")
 	registryNamespace := fs.String("registry-namespace", "", "namespace of the ClientRegistrations (in-cluster registry; with --registry-authorization-server)")
 	registryServer := fs.String("registry-authorization-server", "", "AuthorizationServer whose ClientRegistrations (label "+registration.LabelAuthorizationServer+", same spec.authorizationServerName) make the registry")
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for the in-cluster registry and revocation store (default: $KUBECONFIG, else the pod's service account)")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig for the in-cluster registry, revocation and refresh token stores and TokenReviews (default: $KUBECONFIG, else the pod's service account); with --clients-dir, giving it enables the token exchange grant")
 	signingKeyFile := fs.String("signing-key-file", "", "private JWK Set; the first key signs (default: an ephemeral ES256 key)")
 	ttl := fs.Duration("access-token-ttl", DefaultAccessTokenTTL, "access token lifetime")
 	metricsAddr := fs.String("metrics-address", ":8080", "plain HTTP listener for /metrics, /healthz and /readyz (empty: none)")
 	jwksCAFile := fs.String("jwks-uri-ca-file", "", "PEM roots for fetching clients' jwks_uri (default: the system roots)")
+	jwksMinAge := fs.Duration("jwks-uri-min-age", DefaultJWKSMinAge, "shortest time a fetched jwks_uri JWK Set is cached, whatever its Cache-Control max-age says")
+	jwksMaxAge := fs.Duration("jwks-uri-max-age", DefaultJWKSMaxAge, "longest time a fetched jwks_uri JWK Set is trusted: a certificate removed from a jwks_uri stops authenticating within it")
+	jwksAllowedCIDRs := fs.String("jwks-uri-allowed-cidrs", "", "comma-separated special-purpose ranges (loopback, private, link-local, ...) that jwks_uri fetches may connect to (default: none)")
+	jwksFetchInterval := fs.Duration("jwks-uri-client-fetch-interval", DefaultJWKSClientFetchInterval, "after a burst, at most one jwks_uri fetch per this interval on one client's behalf")
+	jwksFetchBurst := fs.Int("jwks-uri-client-fetch-burst", DefaultJWKSClientFetchBurst, "jwks_uri fetches one client's requests may cause in a burst")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	stateDir := fs.String("state-dir", "", "directory of the durable revocation state, shareable by several authorization server processes (default: in memory, lost on restart, not shared)")
 	revocationNamespace := fs.String("revocation-namespace", "", "namespace (the server's own) of the in-cluster revocation store: one ConfigMap per revoked token, labelled "+RevocationOfLabel+", shared by every replica; an alternative to --state-dir")
 	revocationServer := fs.String("revocation-authorization-server", "", "AuthorizationServer whose revocation ConfigMaps make the in-cluster store (default: --registry-authorization-server)")
 	revocationMax := fs.Int("revocation-max-entries", DefaultRevocationMaxEntries, fmt.Sprintf("most unexpired revoked tokens the revocation store holds; further revocations answer 503 (the in-cluster store defaults to %d)", DefaultKubeRevocationMaxEntries))
-	var certHeader clientcert.Flags
+	revocationMaxPerClient := fs.Int("revocation-max-entries-per-client", DefaultRevocationMaxEntriesPerClient, "most revoked, unexpired tokens one client may hold in the revocation store; its further revocations answer 503 until its entries expire, so one client cannot fill the store shared by all")
+	revocationRate := fs.Float64("revocation-rate-limit", DefaultRevocationRate, "revocation requests a second one client may make on average; beyond it (and --revocation-burst) /revoke answers 503 with Retry-After")
+	revocationBurst := fs.Int("revocation-burst", DefaultRevocationBurst, "revocation requests one client may make in a burst, above --revocation-rate-limit")
+	var certHeader clientcertflag.Flags
 	certHeader.Register(fs)
+	var publicClients publicClientFlags
+	publicClients.register(fs)
+	var crlFlags certrevocation.Flags
+	crlFlags.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -85,12 +98,16 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 	metrics := NewMetrics()
 	cfg := Config{Issuer: *issuer, MTLSBaseURL: *mtlsBase, AccessTokenTTL: *ttl, Logger: log, Metrics: metrics}
 	var err error
-	if cfg.ClientCertificates, err = certHeader.Source(metrics.ClientCertHeaderIgnored); err != nil {
+	if cfg.ClientCertificates, err = certHeader.Source(metrics.ClientCertHeaderIgnored, log); err != nil {
 		return err
 	}
 	if *revocationMax <= 0 {
 		return errors.New("--revocation-max-entries must be positive")
 	}
+	if *revocationMaxPerClient <= 0 || *revocationRate <= 0 || *revocationBurst <= 0 {
+		return errors.New("--revocation-max-entries-per-client, --revocation-rate-limit and --revocation-burst must be positive")
+	}
+	cfg.RevocationRate, cfg.RevocationBurst = *revocationRate, *revocationBurst
 	if *revocationServer != "" && *revocationNamespace == "" {
 		return errors.New("--revocation-authorization-server needs --revocation-namespace")
 	}
@@ -115,16 +132,16 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if kubeRevocations, err = NewKubeRevocationStore(kube, *revocationNamespace, *revocationServer, max, log); err != nil {
+		if kubeRevocations, err = NewKubeRevocationStore(kube, *revocationNamespace, *revocationServer, max, *revocationMaxPerClient, log); err != nil {
 			return err
 		}
 		cfg.Revocations = kubeRevocations
 	case *stateDir != "":
-		if cfg.Revocations, err = OpenDirectoryRevocationStore(*stateDir, *revocationMax, time.Now()); err != nil {
+		if cfg.Revocations, err = OpenDirectoryRevocationStore(*stateDir, *revocationMax, *revocationMaxPerClient, time.Now()); err != nil {
 			return fmt.Errorf("--state-dir: %w", err)
 		}
 	default:
-		cfg.Revocations = NewMemoryRevocationStore(*revocationMax)
+		cfg.Revocations = NewMemoryRevocationStore(*revocationMax, *revocationMaxPerClient)
 		log.Warn("no --state-dir or --revocation-namespace: revocations are kept in memory, lost on restart and not shared with other replicas")
 	}
 	if *caFile != "" {
@@ -133,6 +150,9 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 		}
 	} else {
 		log.Warn("no --client-ca-file: tls_client_auth clients cannot authenticate")
+	}
+	if cfg.ClientCertificateRevocation, err = crlFlags.Checker(fs, log, metrics); err != nil {
+		return err
 	}
 	if *intermediatesFile != "" {
 		if cfg.Intermediates, err = LoadCertificates(*intermediatesFile); err != nil {
@@ -144,10 +164,25 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 			return fmt.Errorf("--jwks-uri-ca-file: %w", err)
 		}
 	}
+	if *jwksMinAge <= 0 || *jwksMaxAge <= 0 || *jwksFetchInterval <= 0 || *jwksFetchBurst <= 0 {
+		return errors.New("--jwks-uri-min-age, --jwks-uri-max-age, --jwks-uri-client-fetch-interval and --jwks-uri-client-fetch-burst must be positive")
+	}
+	cfg.JWKSFetch = JWKSFetchPolicy{MinAge: *jwksMinAge, MaxAge: *jwksMaxAge, ClientFetchInterval: *jwksFetchInterval, ClientFetchBurst: *jwksFetchBurst}
+	if cfg.JWKSFetch.AllowedCIDRs, err = parseAllowedCIDRs(*jwksAllowedCIDRs); err != nil {
+		return fmt.Errorf("--jwks-uri-allowed-cidrs: %w", err)
+	}
 	if *signingKeyFile != "" {
 		if cfg.SigningKeys, err = LoadSigningKeys(*signingKeyFile); err != nil {
 			return err
 		}
+	}
+	setup := publicClientSetup{inCluster: inCluster, kubeconfig: *kubeconfig, explicitKubeconfig: *kubeconfig != "",
+		storeNamespace: *revocationNamespace, storeServer: *revocationServer}
+	if setup.storeNamespace == "" && inCluster {
+		setup.storeNamespace = *registryNamespace
+	}
+	if err := publicClients.configure(&cfg, setup, log); err != nil {
+		return err
 	}
 	var registry interface {
 		Registry
@@ -201,6 +236,9 @@ func RunAuthorizationServer(ctx context.Context, args []string) error {
 	defer cancel()
 	var watching sync.WaitGroup
 	watching.Go(func() { registry.follow(ctx) })
+	if revocation := cfg.ClientCertificateRevocation; revocation != nil {
+		watching.Go(func() { revocation.Run(ctx) })
+	}
 	watching.Go(func() {
 		if err := certs.Start(ctx); err != nil {
 			log.Error("serving certificate files could not be watched; the loaded certificate is served until restart", "error", err)

@@ -3,16 +3,19 @@ package asruntime
 // Token introspection (RFC 7662) for this server's own access tokens, with
 // the certificate binding as a top-level cnf member (RFC 8705 §3.2). The
 // caller authenticates as any registered client, with its registered
-// method, exactly as at the token endpoint. A token that is not active —
+// method, exactly as at the token endpoint, and sees only the tokens it may
+// see (mayIntrospect): its own, and those issued for a resource it is
+// registered as resource server for. A token that is not active —
 // revoked, expired, issued to a client that is no longer registered (or
 // before its current registration's min_certificate_not_before), signed by
-// someone else, or not a token at all — is
-// answered with {"active":false} and nothing more (RFC 7662 §2.2), so the
-// answer never says why.
+// someone else, or not a token at all — and a token the caller may not see
+// are both answered with {"active":false} and nothing more (RFC 7662
+// §2.2), so the answer never says why.
 
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -30,6 +33,9 @@ type ownToken struct {
 	Expiry   int64             `json:"exp"`
 	ID       string            `json:"jti"`
 	Cnf      map[string]string `json:"cnf"`
+	// refreshToken is set, and nothing else, when the token parameter is
+	// shaped like a refresh token (see refresh_endpoints.go).
+	refreshToken string
 }
 
 // parseOwnToken verifies that raw is an access token this server signed
@@ -48,6 +54,40 @@ func (s *Server) parseOwnToken(raw string) (*ownToken, bool) {
 }
 
 func (t *ownToken) expired(now time.Time) bool { return now.Unix() >= t.Expiry }
+
+// audiences is the aud claim as a list: a string or an array of strings
+// (RFC 7519 §4.1.3); anything else names no audience.
+func (t *ownToken) audiences() []string {
+	var one string
+	if json.Unmarshal(t.Audience, &one) == nil {
+		return []string{one}
+	}
+	var many []string
+	if json.Unmarshal(t.Audience, &many) == nil {
+		return many
+	}
+	return nil
+}
+
+// mayIntrospect decides whether caller may learn anything about a token
+// issued to tokenClientID for audience (RFC 7662 §4: the server decides
+// who may ask about which tokens, so that introspection does not become a
+// token-scanning oracle for every registered client). A client may always
+// see its own tokens; a client registered as resource server for one of
+// the token's audiences (introspection_resources) may see it because the
+// token was issued to be presented to it. Everyone else is answered as for
+// an inactive token.
+func mayIntrospect(caller *Client, tokenClientID string, audience []string) bool {
+	if caller.ID == tokenClientID {
+		return true
+	}
+	for _, aud := range audience {
+		if slices.Contains(caller.introspectionResources, aud) {
+			return true
+		}
+	}
+	return false
+}
 
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -70,8 +110,9 @@ func (s *Server) tokenManagementRequest(w http.ResponseWriter, r *http.Request) 
 		s.writeOAuthError(w, oerr)
 		return nil, nil, oerr.code, true
 	}
-	// token_type_hint (RFC 7662 §2.1, RFC 7009 §2.1) is only a hint: this
-	// server issues one kind of token, so any hint changes nothing.
+	// token_type_hint (RFC 7662 §2.1, RFC 7009 §2.1) is only a hint: an
+	// access token (a JWS) and a refresh token (<family>.<secret>) never
+	// look alike, so any hint changes nothing.
 	caller, ok := s.authenticateCaller(w, r, &req)
 	if !ok {
 		return nil, nil, errInvalidClient.code, true
@@ -79,6 +120,9 @@ func (s *Server) tokenManagementRequest(w http.ResponseWriter, r *http.Request) 
 	if req.token == "" {
 		s.writeOAuthError(w, errMissingToken)
 		return nil, nil, errMissingToken.code, true
+	}
+	if _, ok := refreshFamilyID(req.token); ok {
+		return caller, &ownToken{refreshToken: req.token}, "", false
 	}
 	t, ok := s.parseOwnToken(req.token)
 	if !ok || t.expired(s.clock.Now()) {
@@ -93,9 +137,16 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) string {
 	if done {
 		return outcome
 	}
+	if t != nil && t.refreshToken != "" {
+		return s.introspectRefreshToken(w, r, client, t.refreshToken)
+	}
 	if t == nil {
 		writeIntrospection(w, inactive)
 		return "inactive"
+	}
+	if !mayIntrospect(client, t.ClientID, t.audiences()) {
+		writeIntrospection(w, inactive)
+		return "not_permitted"
 	}
 	// A token outlives neither its client's registration: once the
 	// client_id is gone from the registry (its registration deleted or

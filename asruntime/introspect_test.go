@@ -96,13 +96,82 @@ func requireActive(t testing.TB, a answer) map[string]any {
 	return m
 }
 
-// twoClients is a registry of two tls_client_auth clients and a
-// client_secret_basic one (a resource server).
+// ledgerAPI is the resource billing's tokens are issued for, and the one
+// the resource client serves.
+const ledgerAPI = "https://ledger.example/api"
+
+// twoClients is a registry of two tls_client_auth clients, billing (whose
+// tokens are for ledgerAPI) and payroll (whose tokens name the issuer), and
+// a client_secret_basic one, resource, registered as ledgerAPI's resource
+// server.
 func twoClients() map[string]map[string]any {
+	billing := pkiClient("billing", "tls_client_auth_san_dns", "billing.example")
+	billing["resources"] = []string{ledgerAPI}
 	return map[string]map[string]any{
-		"billing.json":  pkiClient("billing", "tls_client_auth_san_dns", "billing.example"),
+		"billing.json":  billing,
 		"payroll.json":  pkiClient("payroll", "tls_client_auth_san_dns", "payroll.example"),
-		"resource.json": secretClient("resource", AuthMethodClientSecretBasic, nil),
+		"resource.json": secretClient("resource", AuthMethodClientSecretBasic, map[string]any{"introspection_resources": []string{ledgerAPI}}),
+	}
+}
+
+func TestMayIntrospect(t *testing.T) {
+	owner := &Client{ID: "billing"}
+	ledger := &Client{ID: "ledger", introspectionResources: []string{"https://ledger.example/api", "urn:example:audit"}}
+	for name, tc := range map[string]struct {
+		caller      *Client
+		tokenClient string
+		audience    []string
+		want        bool
+	}{
+		"a client sees its own token":                                     {owner, "billing", []string{"https://issuer.example"}, true},
+		"a client sees its own token whatever its audience":               {owner, "billing", nil, true},
+		"another client without introspection resources sees nothing":     {owner, "payroll", []string{"https://ledger.example/api"}, false},
+		"a resource server sees a token for its resource":                 {ledger, "billing", []string{"https://ledger.example/api"}, true},
+		"a resource server sees a token naming its resource among others": {ledger, "billing", []string{"https://vault.example/api", "urn:example:audit"}, true},
+		"a resource server does not see a token for another resource":     {ledger, "billing", []string{"https://vault.example/api"}, false},
+		"resources compare exactly":                                       {ledger, "billing", []string{"https://ledger.example/api/"}, false},
+		"a token without an audience is its owner's alone":                {ledger, "billing", nil, false},
+		"a client_id that merely contains the caller's is another client": {owner, "billing.x", nil, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := mayIntrospect(tc.caller, tc.tokenClient, tc.audience); got != tc.want {
+				t.Fatalf("mayIntrospect = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestOnlyTheOwnerAndItsResourceServersSeeAToken: over real mTLS, client
+// payroll learns nothing of billing's token ({"active":false}, exactly as
+// for a revoked one), billing sees its own, and the resource server
+// registered for the token's audience sees it; the same resource server
+// learns nothing of payroll's token, issued for the issuer alone.
+func TestOnlyTheOwnerAndItsResourceServersSeeAToken(t *testing.T) {
+	clients := twoClients()
+	clients["vault.json"] = secretClient("vault", AuthMethodClientSecretBasic, map[string]any{"introspection_resources": []string{"https://vault.example/api"}})
+	as := startAS(t, clients)
+	billing := as.clientCA.leaf(t, x509.Certificate{DNSNames: []string{"billing.example"}})
+	payroll := as.clientCA.leaf(t, x509.Certificate{DNSNames: []string{"payroll.example"}})
+	billingToken, payrollToken := as.tokenFor(t, &billing, "billing"), as.tokenFor(t, &payroll, "payroll")
+	bySecret := func(id, token string) answer {
+		return postForm(t, as.client(nil), as.publicURL+introspectionPath, url.Values{"token": {token}}, basic(id, "s3cret+/=-correct-horse-battery-staple"))
+	}
+
+	if m := requireActive(t, as.introspect(t, &billing, "billing", billingToken)); m["client_id"] != "billing" {
+		t.Errorf("billing's own token introspects as %v", m)
+	}
+	requireInactive(t, as.introspect(t, &payroll, "payroll", billingToken))
+	if m := requireActive(t, bySecret("resource", billingToken)); m["aud"] != ledgerAPI {
+		t.Errorf("the ledger's resource server sees aud %v, want %s", m["aud"], ledgerAPI)
+	}
+	requireInactive(t, bySecret("vault", billingToken))
+
+	requireActive(t, as.introspect(t, &payroll, "payroll", payrollToken))
+	requireInactive(t, bySecret("resource", payrollToken))
+	requireInactive(t, as.introspect(t, &billing, "billing", payrollToken))
+
+	if got := counterValue(t, as.srv.Metrics(), "certbound_as_introspection_requests_total", "outcome", "not_permitted"); got != 4 {
+		t.Errorf("not_permitted introspections counted %v, want 4", got)
 	}
 }
 
@@ -133,7 +202,7 @@ func TestIntrospectionOfABoundToken(t *testing.T) {
 	})
 	t.Run("a resource server authenticating with a secret on the public listener gets the same", func(t *testing.T) {
 		a := postForm(t, as.client(nil), as.publicURL+introspectionPath,
-			url.Values{"token": {token}, "token_type_hint": {"refresh_token_or_whatever"}}, basic("resource", "s3cret+/="))
+			url.Values{"token": {token}, "token_type_hint": {"refresh_token_or_whatever"}}, basic("resource", "s3cret+/=-correct-horse-battery-staple"))
 		m := requireActive(t, a)
 		if m["cnf"].(map[string]any)["x5t#S256"] != certbinding.Thumbprint(billing.Leaf.Raw) {
 			t.Fatalf("cnf %v", m["cnf"])
@@ -234,7 +303,7 @@ func TestTokenOfAnUnregisteredClientIsInactive(t *testing.T) {
 	billing := as.clientCA.leaf(t, x509.Certificate{DNSNames: []string{"billing.example"}})
 	token := as.tokenFor(t, &billing, "billing")
 	introspect := func() answer {
-		return postForm(t, as.client(nil), as.publicURL+introspectionPath, url.Values{"token": {token}}, basic("resource", "s3cret+/="))
+		return postForm(t, as.client(nil), as.publicURL+introspectionPath, url.Values{"token": {token}}, basic("resource", "s3cret+/=-correct-horse-battery-staple"))
 	}
 	requireActive(t, introspect())
 
@@ -247,7 +316,7 @@ func TestTokenOfAnUnregisteredClientIsInactive(t *testing.T) {
 	})
 	requireInactive(t, introspect())
 
-	writeClient(t, as.dir, "billing.json", pkiClient("billing", "tls_client_auth_san_dns", "billing.example"))
+	writeClient(t, as.dir, "billing.json", twoClients()["billing.json"])
 	waitFor(t, "billing to come back", func() bool {
 		_, ok := as.registry.Clients().Lookup("billing")
 		return ok
@@ -265,13 +334,13 @@ func TestTokenOfAnEarlierRegistrationIsInactive(t *testing.T) {
 	old := as.clientCA.leaf(t, x509.Certificate{DNSNames: []string{"billing.example"}})
 	oldToken := as.tokenFor(t, &old, "billing")
 	introspect := func(token string) answer {
-		return postForm(t, as.client(nil), as.publicURL+introspectionPath, url.Values{"token": {token}}, basic("resource", "s3cret+/="))
+		return postForm(t, as.client(nil), as.publicURL+introspectionPath, url.Values{"token": {token}}, basic("resource", "s3cret+/=-correct-horse-battery-staple"))
 	}
 	requireActive(t, introspect(oldToken))
 
 	// The new hold starts in the next whole second.
 	held := as.clock.Now().Add(time.Second).Truncate(time.Second)
-	doc := pkiClient("billing", "tls_client_auth_san_dns", "billing.example")
+	doc := twoClients()["billing.json"]
 	doc["min_certificate_not_before"] = held.UTC().Format(time.RFC3339)
 	writeClient(t, as.dir, "billing.json", doc)
 	waitFor(t, "the new registration", func() bool {

@@ -123,7 +123,7 @@ func TestConfiguredSigningKey(t *testing.T) {
 	}
 	as := startAS(t, map[string]map[string]any{"post.json": secretClient("post", AuthMethodClientSecretPost, nil)},
 		func(_ *testAS, c *Config) { c.SigningKeys = keys })
-	resp := as.post(t, as.client(nil), as.publicURL, ccForm("post", "client_secret", "s3cret+/="))
+	resp := as.post(t, as.client(nil), as.publicURL, ccForm("post", "client_secret", "s3cret+/=-correct-horse-battery-staple"))
 	if resp.status != http.StatusOK {
 		t.Fatalf("%d %s", resp.status, resp.raw)
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/certbound/certbound/asruntime/certrevocation"
 )
 
 // Metrics holds the server's collectors. A nil *Metrics records nothing.
@@ -23,6 +25,11 @@ type Metrics struct {
 	registryLoadErrors prometheus.Counter
 	clientsLoaded      prometheus.Gauge
 	jwksFetchErrors    prometheus.Counter
+	jwksFetchRefusals  *prometheus.CounterVec
+
+	revocationChecks  map[certrevocation.Status]prometheus.Counter
+	crlFetchErrors    prometheus.Counter
+	crlFileLoadErrors prometheus.Counter
 
 	introspections       *prometheus.CounterVec
 	introspectionLatency prometheus.Observer
@@ -30,6 +37,9 @@ type Metrics struct {
 	revocationLatency    prometheus.Observer
 	headerIgnored        prometheus.Counter
 	revocationEntries    prometheus.Gauge
+	revocationRefusals   *prometheus.CounterVec
+	// publicClients are the token exchange and refresh metrics.
+	publicClients publicClientMetrics
 }
 
 // NewMetrics registers the collectors, plus the Go and process collectors,
@@ -54,10 +64,14 @@ func NewMetrics() *Metrics {
 			Name: "certbound_as_jwks_uri_fetch_errors_total",
 			Help: "Failed fetches of a self_signed_tls_client_auth client's jwks_uri.",
 		}),
+		jwksFetchRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "certbound_as_jwks_uri_fetches_refused_total",
+			Help: "jwks_uri fetches refused by reason: rate_limited (the client's fetch budget is used up), destination_not_allowed (a special-purpose address outside --jwks-uri-allowed-cidrs), redirect_not_allowed (off the origin or off https).",
+		}, []string{"reason"}),
 		authFailures: make(map[authFailure]prometheus.Counter, len(authFailures)),
 		introspections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "certbound_as_introspection_requests_total",
-			Help: "Introspection requests (RFC 7662) by outcome: active, inactive, or the OAuth error code returned.",
+			Help: "Introspection requests (RFC 7662) by outcome: active, inactive, not_permitted (answered inactive: the caller is neither the token's client nor a resource server of its audience), or the OAuth error code returned.",
 		}, []string{"outcome"}),
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "certbound_as_revocation_requests_total",
@@ -65,7 +79,7 @@ func NewMetrics() *Metrics {
 		}, []string{"outcome"}),
 		headerIgnored: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "certbound_as_client_cert_header_ignored_total",
-			Help: "Requests carrying the forwarded client certificate header from an address outside --trusted-proxy-cidrs; the header was ignored.",
+			Help: "Requests carrying the forwarded client certificate header from an address outside --trusted-proxy-cidrs, or without the --trusted-proxy-subject certificate when one is required; the header was ignored.",
 		}),
 		revocationEntries: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "certbound_as_revocation_store_entries",
@@ -90,8 +104,43 @@ func NewMetrics() *Metrics {
 	for _, f := range authFailures {
 		m.authFailures[f] = failures.WithLabelValues(string(f))
 	}
+	for _, f := range revocationFailures {
+		m.authFailures[f] = failures.WithLabelValues(string(f))
+	}
+	revocationChecks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "certbound_as_client_certificate_revocation_checks_total",
+		Help: "Revocation checks of tls_client_auth chains by result: good, revoked, unavailable (refused when failing closed, accepted when failing open).",
+	}, []string{"result"})
+	m.revocationChecks = map[certrevocation.Status]prometheus.Counter{}
+	for _, s := range []certrevocation.Status{certrevocation.Good, certrevocation.Revoked, certrevocation.Unavailable} {
+		m.revocationChecks[s] = revocationChecks.WithLabelValues(string(s))
+	}
+	m.crlFetchErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "certbound_as_crl_fetch_errors_total",
+		Help: "Failed fetches of CRLs from certificates' CRL distribution points.",
+	})
+	m.crlFileLoadErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "certbound_as_crl_file_load_errors_total",
+		Help: "CRL file reloads that failed; the file's previous CRL stays in use until it is stale.",
+	})
+	reg.MustRegister(revocationChecks, m.crlFetchErrors, m.crlFileLoadErrors)
+	m.revocationRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "certbound_as_revocation_refusals_total",
+		Help: "Revocation requests answered 503 by the limit that refused them: rate_limit (the client's request rate), client_quota (the client's revoked, unexpired tokens in the store), store_full (the store's size).",
+	}, []string{"limit"})
+	for _, l := range []string{refusalRateLimit, refusalClientQuota, refusalStoreFull} {
+		m.revocationRefusals.WithLabelValues(l)
+	}
+	reg.MustRegister(m.revocationRefusals)
 	m.issued = m.tokenRequests.WithLabelValues("issued")
-	reg.MustRegister(m.tokenRequests, failures, m.registryLoadErrors, m.clientsLoaded, m.jwksFetchErrors,
+	for _, r := range jwksRefusalReasons {
+		m.jwksFetchRefusals.WithLabelValues(r)
+	}
+	m.publicClients = newPublicClientMetrics(reg)
+	for _, r := range jwksRefusalReasons {
+		m.jwksFetchRefusals.WithLabelValues(r)
+	}
+	reg.MustRegister(m.tokenRequests, failures, m.registryLoadErrors, m.clientsLoaded, m.jwksFetchErrors, m.jwksFetchRefusals,
 		m.introspections, introspectionLatency, m.revocations, revocationLatency, m.headerIgnored, m.revocationEntries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -136,6 +185,35 @@ func (m *Metrics) jwksFetchError() {
 	}
 }
 
+func (m *Metrics) jwksFetchRefused(reason string) {
+	if m != nil {
+		m.jwksFetchRefusals.WithLabelValues(reason).Inc()
+	}
+}
+
+// RevocationChecked counts one revocation check by result; with
+// CRLFetchFailed and CRLFileLoadFailed it makes Metrics a
+// certrevocation.Observer.
+func (m *Metrics) RevocationChecked(s certrevocation.Status) {
+	if m != nil {
+		m.revocationChecks[s].Inc()
+	}
+}
+
+// CRLFetchFailed counts a failed distribution-point fetch.
+func (m *Metrics) CRLFetchFailed() {
+	if m != nil {
+		m.crlFetchErrors.Inc()
+	}
+}
+
+// CRLFileLoadFailed counts a failed CRL file reload.
+func (m *Metrics) CRLFileLoadFailed() {
+	if m != nil {
+		m.crlFileLoadErrors.Inc()
+	}
+}
+
 func (m *Metrics) introspected(outcome string, start time.Time) {
 	if m != nil {
 		m.introspections.WithLabelValues(outcome).Inc()
@@ -162,5 +240,11 @@ func (m *Metrics) ClientCertHeaderIgnored(*http.Request) {
 func (m *Metrics) revocationStoreSize(n int) {
 	if m != nil {
 		m.revocationEntries.Set(float64(n))
+	}
+}
+
+func (m *Metrics) revocationRefused(limit string) {
+	if m != nil {
+		m.revocationRefusals.WithLabelValues(limit).Inc()
 	}
 }

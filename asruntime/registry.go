@@ -17,6 +17,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/certbound/certbound/api/v1alpha1"
 	"github.com/certbound/certbound/internal/registration"
@@ -32,10 +33,20 @@ const (
 	AuthMethodSelfSignedTLSClientAuth = registration.AuthMethodSelfSignedTLSClientAuth
 	AuthMethodClientSecretBasic       = "client_secret_basic"
 	AuthMethodClientSecretPost        = "client_secret_post"
+	// AuthMethodNone is the public client of RFC 8705 §4: it proves who it
+	// is with a Kubernetes service account token (the token exchange
+	// grant) and binds its tokens to a certificate it made itself.
+	AuthMethodNone = registration.AuthMethodNone
 )
 
-// GrantTypeClientCredentials is the one grant this server issues tokens for.
-const GrantTypeClientCredentials = registration.GrantTypeClientCredentials
+// The grants this server issues tokens for: client_credentials for the
+// confidential clients, token exchange (RFC 8693) and refresh_token for
+// the public service-account clients.
+const (
+	GrantTypeClientCredentials = registration.GrantTypeClientCredentials
+	GrantTypeTokenExchange     = registration.GrantTypeTokenExchange
+	GrantTypeRefreshToken      = registration.GrantTypeRefreshToken
+)
 
 // Registry hands out the current snapshot of registered clients. A source
 // replaces the snapshot as a whole when its backing store changes.
@@ -86,7 +97,7 @@ func BuildClientSet(docs []ClientDocument, reject func(source string, err error)
 		var c *Client
 		var err error
 		if d.Metadata != nil {
-			c, err = newClient(d.Metadata, "")
+			c, err = newClient(d.Metadata, "", "")
 		} else {
 			c, err = ParseClient(d.Data)
 		}
@@ -118,7 +129,7 @@ type Client struct {
 	AuthMethod  string
 	BoundTokens bool
 
-	secret            []byte
+	secret            *clientSecret
 	clientCredentials bool
 	scopes            []string
 	scopeClaim        string
@@ -129,16 +140,26 @@ type Client struct {
 	// minCertNotBefore is min_certificate_not_before: a certificate issued
 	// earlier never authenticates this client (zero: no bound).
 	minCertNotBefore time.Time
+	// tokenExchange and refreshTokens are the grants of a public client;
+	// serviceAccount is the Kubernetes user name whose tokens it exchanges.
+	tokenExchange  bool
+	refreshTokens  bool
+	serviceAccount string
+	// introspectionResources are the audiences this client is a resource
+	// server for: it may introspect every token whose aud names one.
+	introspectionResources []string
 }
 
 // clientDocument is the RFC 7591 document (with the RFC 8705 members) as
-// the standalone registry reads it: the API's ClientMetadata plus the one
-// member the API never carries, client_secret. The subject members are
+// the standalone registry reads it: the API's ClientMetadata plus the
+// members the API never carries, client_secret and client_secret_hash (a
+// bcrypt hash of the secret, this server's extension). The subject members are
 // pointers so that "present but empty" counts as a registered value and is
 // refused rather than ignored.
 type clientDocument struct {
 	v1alpha1.ClientMetadata
-	ClientSecret string `json:"client_secret"`
+	ClientSecret     string `json:"client_secret"`
+	ClientSecretHash string `json:"client_secret_hash"`
 }
 
 // maxClientDocument bounds one registration document; real ones are a few
@@ -164,13 +185,13 @@ func ParseClient(data []byte) (*Client, error) {
 	if dec.More() {
 		return nil, errors.New("decode client metadata: trailing data after the JSON object")
 	}
-	return newClient(&doc.ClientMetadata, doc.ClientSecret)
+	return newClient(&doc.ClientMetadata, doc.ClientSecret, doc.ClientSecretHash)
 }
 
 // newClient checks one client's metadata and prepares it for the token
-// endpoint. secret is the client_secret, which only the standalone
-// registry's documents can carry.
-func newClient(md *v1alpha1.ClientMetadata, secret string) (*Client, error) {
+// endpoint. secret and secretHash are client_secret and client_secret_hash,
+// which only the standalone registry's documents can carry.
+func newClient(md *v1alpha1.ClientMetadata, secret, secretHash string) (*Client, error) {
 	if md.ClientID == "" {
 		return nil, errors.New("client_id is missing")
 	}
@@ -183,6 +204,8 @@ func newClient(md *v1alpha1.ClientMetadata, secret string) (*Client, error) {
 		grants = []string{"authorization_code"}
 	}
 	c.clientCredentials = slices.Contains(grants, GrantTypeClientCredentials)
+	c.tokenExchange = slices.Contains(grants, GrantTypeTokenExchange)
+	c.refreshTokens = slices.Contains(grants, GrantTypeRefreshToken)
 
 	scopes, err := parseScope(md.Scope)
 	if err != nil {
@@ -197,6 +220,12 @@ func newClient(md *v1alpha1.ClientMetadata, secret string) (*Client, error) {
 		}
 	}
 	c.resources = md.Resources
+	for _, r := range md.IntrospectionResources {
+		if err := checkResourceIndicator(r); err != nil {
+			return nil, fmt.Errorf("client %q: introspection_resources: %w", c.ID, err)
+		}
+	}
+	c.introspectionResources = md.IntrospectionResources
 	if md.MinCertificateNotBefore != nil {
 		c.minCertNotBefore = md.MinCertificateNotBefore.Time
 	}
@@ -212,11 +241,14 @@ func newClient(md *v1alpha1.ClientMetadata, secret string) (*Client, error) {
 	if (hasJWKS || md.JWKSURI != "") && c.AuthMethod != AuthMethodSelfSignedTLSClientAuth {
 		return nil, fmt.Errorf("client %q: jwks or jwks_uri is registered but token_endpoint_auth_method is %q", c.ID, c.AuthMethod)
 	}
-	if secret != "" && c.AuthMethod != AuthMethodClientSecretBasic && c.AuthMethod != AuthMethodClientSecretPost {
-		return nil, fmt.Errorf("client %q: client_secret is registered but token_endpoint_auth_method is %q", c.ID, c.AuthMethod)
+	if (secret != "" || secretHash != "") && c.AuthMethod != AuthMethodClientSecretBasic && c.AuthMethod != AuthMethodClientSecretPost {
+		return nil, fmt.Errorf("client %q: client_secret or client_secret_hash is registered but token_endpoint_auth_method is %q", c.ID, c.AuthMethod)
 	}
 	if !c.minCertNotBefore.IsZero() && c.AuthMethod != AuthMethodTLSClientAuth && c.AuthMethod != AuthMethodSelfSignedTLSClientAuth {
 		return nil, fmt.Errorf("client %q: min_certificate_not_before is registered but token_endpoint_auth_method %q uses no certificate", c.ID, c.AuthMethod)
+	}
+	if err := checkPublicClient(c, md.ServiceAccount); err != nil {
+		return nil, fmt.Errorf("client %q: %w", c.ID, err)
 	}
 
 	switch c.AuthMethod {
@@ -234,14 +266,73 @@ func newClient(md *v1alpha1.ClientMetadata, secret string) (*Client, error) {
 			return nil, fmt.Errorf("client %q: %w", c.ID, err)
 		}
 	case AuthMethodClientSecretBasic, AuthMethodClientSecretPost:
-		if secret == "" {
-			return nil, fmt.Errorf("client %q: %s needs a client_secret", c.ID, c.AuthMethod)
+		if secret == "" && secretHash == "" {
+			return nil, fmt.Errorf("client %q: %s needs a client_secret or client_secret_hash", c.ID, c.AuthMethod)
 		}
-		c.secret = []byte(secret)
+		if c.secret, err = parseClientSecret(secret, secretHash); err != nil {
+			return nil, fmt.Errorf("client %q: %w", c.ID, err)
+		}
+	case AuthMethodNone:
+		c.serviceAccount = md.ServiceAccount
 	default:
 		return nil, fmt.Errorf("client %q: token_endpoint_auth_method %q is not supported", c.ID, c.AuthMethod)
 	}
 	return c, nil
+}
+
+// checkPublicClient keeps the service-account grants and the public
+// method together. A public client authenticates with nothing but its
+// client_id, so it may use only the grants that prove identity otherwise
+// (token exchange: a service account token; refresh_token: a token bound to
+// the certificate of the connection), and every token it gets is bound.
+// Confidential clients keep client_credentials: exchanging a service
+// account token is what identifies a public client, never an addition to a
+// certificate or secret. The other methods' members (subject, jwks,
+// secret) are refused by newClient's checks above.
+func checkPublicClient(c *Client, serviceAccount string) error {
+	if c.AuthMethod != AuthMethodNone {
+		switch {
+		case serviceAccount != "":
+			return fmt.Errorf("service_account is registered but token_endpoint_auth_method is %q, not %s", c.AuthMethod, AuthMethodNone)
+		case c.tokenExchange || c.refreshTokens:
+			return fmt.Errorf("grant types %s and %s are for token_endpoint_auth_method %s only", GrantTypeTokenExchange, GrantTypeRefreshToken, AuthMethodNone)
+		}
+		return nil
+	}
+	if _, _, err := parseServiceAccountUsername(serviceAccount); err != nil {
+		return fmt.Errorf("token_endpoint_auth_method %s needs service_account: %w", AuthMethodNone, err)
+	}
+	switch {
+	case c.clientCredentials:
+		return fmt.Errorf("token_endpoint_auth_method %s cannot use the %s grant: nothing would authenticate the client", AuthMethodNone, GrantTypeClientCredentials)
+	case !c.tokenExchange:
+		return fmt.Errorf("token_endpoint_auth_method %s needs the %s grant", AuthMethodNone, GrantTypeTokenExchange)
+	case !c.BoundTokens:
+		return fmt.Errorf("token_endpoint_auth_method %s needs tls_client_certificate_bound_access_tokens: an unbound token of a public client could be replayed by anyone", AuthMethodNone)
+	}
+	return nil
+}
+
+// parseServiceAccountUsername splits system:serviceaccount:<ns>:<name>.
+// Both parts must be what Kubernetes allows (a DNS label, a DNS
+// subdomain), so the registered value can only ever equal the user name a
+// TokenReview reports for that service account.
+func parseServiceAccountUsername(username string) (namespace, name string, err error) {
+	const prefix = "system:serviceaccount:"
+	rest, ok := strings.CutPrefix(username, prefix)
+	if ok {
+		namespace, name, ok = strings.Cut(rest, ":")
+	}
+	if !ok {
+		return "", "", fmt.Errorf("%q is not %s<namespace>:<name>", username, prefix)
+	}
+	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
+		return "", "", fmt.Errorf("namespace %q: %s", namespace, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return "", "", fmt.Errorf("service account name %q: %s", name, strings.Join(errs, "; "))
+	}
+	return namespace, name, nil
 }
 
 // parseSelfSignedKeys checks the jwks or jwks_uri of a

@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/certbound/certbound/internal/filewatch"
 )
 
 // directoryRescanInterval is the safety net for missed or unsupported file
@@ -121,38 +121,9 @@ func readBounded(path string, limit int64) ([]byte, error) {
 // notifications (no inotify instances left, say) it logs a warning and
 // relies on the rescans alone rather than stopping the server.
 func (r *DirectoryRegistry) Watch(ctx context.Context) {
-	var events <-chan fsnotify.Event
-	var errs <-chan error
-	w, err := fsnotify.NewWatcher()
-	if err == nil {
-		defer w.Close()
-		err = w.Add(r.dir)
-	}
-	if err != nil {
-		r.log.Warn("cannot watch the clients directory; rescanning it periodically", "dir", r.dir,
-			"interval", directoryRescanInterval.String(), "error", err)
-	} else {
-		events, errs = w.Events, w.Errors
-	}
-	rescan := time.NewTicker(directoryRescanInterval)
-	defer rescan.Stop()
-	debounce := time.NewTimer(time.Hour)
-	debounce.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-events:
-			debounce.Reset(reloadDebounce)
-		case err := <-errs:
-			r.log.Warn("clients directory watch error", "dir", r.dir, "error", err)
-			debounce.Reset(reloadDebounce)
-		case <-debounce.C:
-			r.reloadLogged()
-		case <-rescan.C:
-			r.reloadLogged()
-		}
-	}
+	filewatch.Run(ctx, []string{r.dir}, filewatch.Options{
+		Rescan: directoryRescanInterval, Debounce: reloadDebounce, What: "the clients directory", Log: r.log,
+	}, r.reloadLogged)
 }
 
 func (r *DirectoryRegistry) reloadLogged() {

@@ -20,8 +20,8 @@ func TestParseClient(t *testing.T) {
 		"a tls_client_auth client with one SAN IP":     {doc: `{"client_id":"a","token_endpoint_auth_method":"tls_client_auth","tls_client_auth_san_ip":"::1"}`},
 		"a self-signed client with inline jwks":        {doc: `{"client_id":"a","token_endpoint_auth_method":"self_signed_tls_client_auth","jwks":` + jwks + `}`},
 		"a self-signed client with jwks_uri":           {doc: `{"client_id":"a","token_endpoint_auth_method":"self_signed_tls_client_auth","jwks_uri":"https://x.example/jwks"}`},
-		"a secret client, basic by default (RFC 7591)": {doc: `{"client_id":"a","client_secret":"s"}`},
-		"unknown metadata members are ignored":         {doc: `{"client_id":"a","client_secret":"s","client_name":"A","x":[1]}`},
+		"a secret client, basic by default (RFC 7591)": {doc: `{"client_id":"a","client_secret":"0123456789abcdef0123456789abcdef"}`},
+		"unknown metadata members are ignored":         {doc: `{"client_id":"a","client_secret":"0123456789abcdef0123456789abcdef","client_name":"A","x":[1]}`},
 		"no subject value for tls_client_auth":         {doc: `{"client_id":"a","token_endpoint_auth_method":"tls_client_auth"}`, wantErr: "exactly one"},
 		"two subject values for tls_client_auth":       {doc: `{"client_id":"a","token_endpoint_auth_method":"tls_client_auth","tls_client_auth_subject_dn":"CN=a","tls_client_auth_san_dns":"a.example"}`, wantErr: "exactly one"},
 		"an empty subject value":                       {doc: `{"client_id":"a","token_endpoint_auth_method":"tls_client_auth","tls_client_auth_subject_dn":""}`, wantErr: "empty distinguished name"},
@@ -105,7 +105,7 @@ func TestDirectoryRegistryReloadsAndSkipsBadFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := as.client(nil)
-	if resp := as.post(t, c, as.publicURL, ccForm("post", "client_secret", "s3cret+/=")); resp.status != http.StatusOK {
+	if resp := as.post(t, c, as.publicURL, ccForm("post", "client_secret", "s3cret+/=-correct-horse-battery-staple")); resp.status != http.StatusOK {
 		t.Fatalf("the good client must keep working: %d %s", resp.status, resp.raw)
 	}
 
@@ -115,7 +115,7 @@ func TestDirectoryRegistryReloadsAndSkipsBadFiles(t *testing.T) {
 		_, ok := as.registry.Clients().Lookup("new")
 		return ok
 	})
-	if resp := as.post(t, c, as.publicURL, ccForm("new", "client_secret", "s3cret+/=")); resp.status != http.StatusOK {
+	if resp := as.post(t, c, as.publicURL, ccForm("new", "client_secret", "s3cret+/=-correct-horse-battery-staple")); resp.status != http.StatusOK {
 		t.Fatalf("new client: %d %s", resp.status, resp.raw)
 	}
 	errs := counterValue(t, as.srv.Metrics(), "certbound_as_registry_load_errors_total", "", "")
@@ -130,10 +130,10 @@ func TestDirectoryRegistryReloadsAndSkipsBadFiles(t *testing.T) {
 
 	// Its secret changes, then it is removed.
 	doc := secretClient("new", AuthMethodClientSecretPost, nil)
-	doc["client_secret"] = "rotated"
+	doc["client_secret"] = "rotated-0123456789abcdef0123456789"
 	writeClient(t, as.dir, "new.json", doc)
 	waitFor(t, "the rotated secret", func() bool {
-		return as.post(t, c, as.publicURL, ccForm("new", "client_secret", "rotated")).status == http.StatusOK
+		return as.post(t, c, as.publicURL, ccForm("new", "client_secret", "rotated-0123456789abcdef0123456789")).status == http.StatusOK
 	})
 	if err := os.Remove(filepath.Join(as.dir, "new.json")); err != nil {
 		t.Fatal(err)

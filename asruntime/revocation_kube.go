@@ -6,7 +6,8 @@ package asruntime
 //
 // Objects. A revocation is a ConfigMap named revoked-<hex of the first 16
 // bytes of SHA-256(server name, jti)>, labelled RevocationOfLabel: <server
-// name>, holding the jti and the token's exp (Unix seconds). The name is
+// name> and RevokedByLabel: revokerKey(client_id of the revoking client),
+// holding the jti and the token's exp (Unix seconds). The name is
 // derived from the jti, so two replicas revoking one token create the same
 // object: the second create answers AlreadyExists, which is success once a
 // get has shown the object to be that revocation. A ConfigMap rather than
@@ -16,10 +17,12 @@ package asruntime
 // namespace.
 //
 // Reads. An informer filtered by the label keeps a local copy: IsRevoked is
-// a map lookup and never waits on the API server. A revocation made at one
-// replica is seen by every other within the watch latency — the create's
-// round trip plus the watch event's delivery, typically well under a second
-// (tens of milliseconds on a healthy control plane). Until the first list
+// a map lookup and never waits on the API server, and the copy is indexed
+// by RevokedByLabel, so a client's quota is counted without a request. A
+// revocation made at one replica is seen by every other within the watch
+// latency — the create's round trip plus the watch event's delivery,
+// typically well under a second (tens of milliseconds on a healthy control
+// plane). Until the first list
 // has completed IsRevoked returns an error (introspection answers 503) and
 // Check fails (readiness false). While the API server is away the copy
 // keeps answering with what it knew and Revoke fails (503, RFC 7009's
@@ -47,7 +50,12 @@ package asruntime
 // what one namespace of ConfigMaps should carry; past the
 // DefaultKubeRevocationMaxEntries bound Revoke answers
 // ErrRevocationStoreFull. Deployments that expect more should shorten the
-// token lifetime or use the --state-dir store.
+// token lifetime or use the --state-dir store. No one client gets there: it
+// may hold DefaultRevocationMaxEntriesPerClient objects at a time
+// (ErrRevocationQuotaExceeded past that), counted in the local copy, so
+// replicas revoking for one client at the same moment can exceed the
+// quota by what each has not yet seen of the others' creates; the
+// per-client rate limit of /revoke keeps that to a few objects.
 
 import (
 	"context"
@@ -74,6 +82,10 @@ const (
 	// RevocationOfLabel names, on a revocation ConfigMap, the
 	// AuthorizationServer whose token it revokes.
 	RevocationOfLabel = "oauth.certbound.io/revocation-of"
+	// RevokedByLabel is, on a revocation ConfigMap, the revoking client's
+	// key: 32 hex digits of SHA-256 of its client_id (a client_id is
+	// longer than a label value may be).
+	RevokedByLabel = "oauth.certbound.io/revoked-by"
 	// RevocationJTIKey and RevocationExpiryKey are the ConfigMap data keys
 	// of the token's jti and exp (Unix seconds).
 	RevocationJTIKey    = "jti"
@@ -86,6 +98,9 @@ const (
 
 	// kubeRequestTimeout bounds one create or delete.
 	kubeRequestTimeout = 10 * time.Second
+
+	// revokedByIndex indexes the cached revocations by RevokedByLabel.
+	revokedByIndex = "revokedBy"
 )
 
 // errRevocationsNotSynced is returned until the first list has completed.
@@ -97,11 +112,13 @@ type KubeRevocationStore struct {
 	client    kubernetes.Interface
 	namespace string
 	asName    string
-	max       int
-	log       *slog.Logger
-	factory   informers.SharedInformerFactory
-	lister    listerscorev1.ConfigMapNamespaceLister
-	synced    cache.InformerSynced
+	// max bounds the live entries, maxPerClient those of one client.
+	max, maxPerClient int
+	log               *slog.Logger
+	factory           informers.SharedInformerFactory
+	lister            listerscorev1.ConfigMapNamespaceLister
+	indexer           cache.Indexer
+	synced            cache.InformerSynced
 	// entries follows the informer's adds and deletes: the size the
 	// max bound is checked against.
 	entries atomic.Int64
@@ -109,14 +126,13 @@ type KubeRevocationStore struct {
 
 // NewKubeRevocationStore keeps the revocations of the authorization server
 // named asName in namespace; max bounds the live entries (zero:
-// DefaultKubeRevocationMaxEntries).
-func NewKubeRevocationStore(client kubernetes.Interface, namespace, asName string, max int, log *slog.Logger) (*KubeRevocationStore, error) {
+// DefaultKubeRevocationMaxEntries), maxPerClient those of one revoking
+// client (zero: DefaultRevocationMaxEntriesPerClient).
+func NewKubeRevocationStore(client kubernetes.Interface, namespace, asName string, max, maxPerClient int, log *slog.Logger) (*KubeRevocationStore, error) {
 	if namespace == "" || asName == "" {
 		return nil, errors.New("the in-cluster revocation store needs a namespace and an authorization server name")
 	}
-	if max <= 0 {
-		max = DefaultKubeRevocationMaxEntries
-	}
+	max, maxPerClient = revocationBounds(max, DefaultKubeRevocationMaxEntries, maxPerClient)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -125,16 +141,22 @@ func NewKubeRevocationStore(client kubernetes.Interface, namespace, asName strin
 		informers.WithNamespace(namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
 	configMaps := factory.Core().V1().ConfigMaps()
-	s := &KubeRevocationStore{
-		client:    client,
-		namespace: namespace,
-		asName:    asName,
-		max:       max,
-		log:       log,
-		factory:   factory,
-		lister:    configMaps.Lister().ConfigMaps(namespace),
+	informer := configMaps.Informer()
+	if err := informer.AddIndexers(cache.Indexers{revokedByIndex: revokedBy}); err != nil {
+		return nil, err
 	}
-	counted, err := configMaps.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	s := &KubeRevocationStore{
+		client:       client,
+		namespace:    namespace,
+		asName:       asName,
+		max:          max,
+		maxPerClient: maxPerClient,
+		log:          log,
+		factory:      factory,
+		lister:       configMaps.Lister().ConfigMaps(namespace),
+		indexer:      informer.GetIndexer(),
+	}
+	counted, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { s.entries.Add(1) },
 		DeleteFunc: func(any) { s.entries.Add(-1) },
 	})
@@ -144,6 +166,16 @@ func NewKubeRevocationStore(client kubernetes.Interface, namespace, asName strin
 	// Synced once the first list is cached and counted.
 	s.synced = counted.HasSynced
 	return s, nil
+}
+
+// revokedBy is the index function of revokedByIndex. Revocations made
+// before the label existed are in no client's quota.
+func revokedBy(obj any) ([]string, error) {
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok || cm.Labels[RevokedByLabel] == "" {
+		return nil, nil
+	}
+	return []string{cm.Labels[RevokedByLabel]}, nil
 }
 
 // Run follows the revocation ConfigMaps until ctx is done. It returns an
@@ -169,7 +201,7 @@ func (s *KubeRevocationStore) objectName(jti string) string {
 	return "revoked-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-func (s *KubeRevocationStore) Revoke(ctx context.Context, jti string, exp time.Time) error {
+func (s *KubeRevocationStore) Revoke(ctx context.Context, clientID, jti string, exp time.Time) error {
 	if err := validJTI(jti); err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
@@ -180,13 +212,21 @@ func (s *KubeRevocationStore) Revoke(ctx context.Context, jti string, exp time.T
 	if cm, err := s.lister.Get(name); err == nil && cm.Data[RevocationJTIKey] == jti {
 		return nil
 	}
+	revoker := revokerKey(clientID)
+	held, err := s.indexer.IndexKeys(revokedByIndex, revoker)
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	if len(held) >= s.maxPerClient {
+		return ErrRevocationQuotaExceeded
+	}
 	if s.entries.Load() >= int64(s.max) {
 		return ErrRevocationStoreFull
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   name,
-			Labels: map[string]string{RevocationOfLabel: s.asName},
+			Labels: map[string]string{RevocationOfLabel: s.asName, RevokedByLabel: revoker},
 		},
 		Data: map[string]string{
 			RevocationJTIKey:    jti,
@@ -196,7 +236,7 @@ func (s *KubeRevocationStore) Revoke(ctx context.Context, jti string, exp time.T
 	ctx, cancel := context.WithTimeout(ctx, kubeRequestTimeout)
 	defer cancel()
 	configMaps := s.client.CoreV1().ConfigMaps(s.namespace)
-	_, err := configMaps.Create(ctx, cm, metav1.CreateOptions{})
+	_, err = configMaps.Create(ctx, cm, metav1.CreateOptions{})
 	if !apierrors.IsAlreadyExists(err) {
 		if err != nil {
 			return fmt.Errorf("revoke: create ConfigMap %s/%s: %w", s.namespace, name, err)

@@ -48,13 +48,17 @@ func TestKubeRevocationStoreSharesRevocations(t *testing.T) {
 	env, ctx, stopAPIServer := startAPIServer(t, 90*time.Second)
 	kube := kubernetes.NewForConfigOrDie(env.Config)
 	configMaps := kube.CoreV1().ConfigMaps(ns)
-	newStore := func(asName string, max int) *asruntime.KubeRevocationStore {
+	newStoreWithQuota := func(asName string, max, maxPerClient int) *asruntime.KubeRevocationStore {
 		t.Helper()
-		s, err := asruntime.NewKubeRevocationStore(kube, ns, asName, max, nil)
+		s, err := asruntime.NewKubeRevocationStore(kube, ns, asName, max, maxPerClient, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
+	}
+	newStore := func(asName string, max int) *asruntime.KubeRevocationStore {
+		t.Helper()
+		return newStoreWithQuota(asName, max, 0)
 	}
 	run := func(s *asruntime.KubeRevocationStore) context.CancelFunc {
 		t.Helper()
@@ -85,7 +89,7 @@ func TestKubeRevocationStoreSharesRevocations(t *testing.T) {
 	if err := replicaA.Check(); err == nil {
 		t.Fatal("Check passed before the first list")
 	}
-	if err := replicaA.Revoke(ctx, "jti-one", live); err == nil {
+	if err := replicaA.Revoke(ctx, "billing", "jti-one", live); err == nil {
 		t.Fatal("Revoke succeeded before the first list")
 	}
 
@@ -97,7 +101,7 @@ func TestKubeRevocationStoreSharesRevocations(t *testing.T) {
 	// Revoked at one replica, revoked at the other within the watch
 	// latency.
 	start := time.Now()
-	if err := replicaA.Revoke(ctx, "jti-one", live); err != nil {
+	if err := replicaA.Revoke(ctx, "billing", "jti-one", live); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, ctx, "the other replica sees the revocation", func() bool { return isRevoked(replicaB, "jti-one") })
@@ -113,7 +117,7 @@ func TestKubeRevocationStoreSharesRevocations(t *testing.T) {
 	if _, err := replicaA.IsRevoked(ctx, "not a jti/", live); err != nil {
 		t.Fatalf("a malformed jti made IsRevoked fail: %v", err)
 	}
-	if err := replicaA.Revoke(ctx, "not a jti/", live); err == nil {
+	if err := replicaA.Revoke(ctx, "billing", "not a jti/", live); err == nil {
 		t.Fatal("a malformed jti was recorded")
 	}
 
@@ -126,7 +130,7 @@ func TestKubeRevocationStoreSharesRevocations(t *testing.T) {
 		if i%2 == 1 {
 			replica = replicaB
 		}
-		wg.Go(func() { errs <- replica.Revoke(ctx, "jti-two", live) })
+		wg.Go(func() { errs <- replica.Revoke(ctx, "billing", "jti-two", live) })
 	}
 	wg.Wait()
 	close(errs)
@@ -152,7 +156,7 @@ func TestKubeRevocationStoreSharesRevocations(t *testing.T) {
 	}
 
 	// Expired entries are pruned, and the prune is seen everywhere.
-	if err := replicaA.Revoke(ctx, "jti-expired", time.Now().Add(-time.Second)); err != nil {
+	if err := replicaA.Revoke(ctx, "billing", "jti-expired", time.Now().Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, ctx, "the expired entry is cached", func() bool { return isRevoked(replicaA, "jti-expired") })
@@ -171,11 +175,40 @@ func TestKubeRevocationStoreSharesRevocations(t *testing.T) {
 	// it holds.
 	small := newStore("payments", 2)
 	defer run(small)()
-	if err := small.Revoke(ctx, "jti-three", live); !errors.Is(err, asruntime.ErrRevocationStoreFull) {
+	if err := small.Revoke(ctx, "billing", "jti-three", live); !errors.Is(err, asruntime.ErrRevocationStoreFull) {
 		t.Fatalf("a revocation beyond the limit: %v, want ErrRevocationStoreFull", err)
 	}
-	if err := small.Revoke(ctx, "jti-one", live); err != nil {
+	if err := small.Revoke(ctx, "billing", "jti-one", live); err != nil {
 		t.Fatalf("revoking a revoked token in a full store: %v", err)
+	}
+
+	// One client's quota: billing holds jti-one and jti-two, so with a
+	// quota of two its next revocation is refused, while another client's
+	// is recorded. Each object names its revoking client.
+	quota := newStoreWithQuota("payments", 0, 2)
+	defer run(quota)()
+	if err := quota.Revoke(ctx, "billing", "jti-five", live); !errors.Is(err, asruntime.ErrRevocationQuotaExceeded) {
+		t.Fatalf("a revocation beyond the client's quota: %v, want ErrRevocationQuotaExceeded", err)
+	}
+	if err := quota.Revoke(ctx, "billing", "jti-one", live); err != nil {
+		t.Fatalf("re-revoking a recorded token at the quota: %v", err)
+	}
+	if err := quota.Revoke(ctx, "payroll", "jti-six", live); err != nil {
+		t.Fatalf("another client's revocation was refused: %v", err)
+	}
+	if isRevoked(quota, "jti-five") {
+		t.Fatal("a refused revocation was recorded")
+	}
+	list, err = configMaps.List(ctx, metav1.ListOptions{LabelSelector: asruntime.RevocationOfLabel + "=payments"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revokers := map[string]int{}
+	for _, cm := range list.Items {
+		revokers[cm.Labels[asruntime.RevokedByLabel]]++
+	}
+	if len(revokers) != 2 || revokers[""] != 0 {
+		t.Fatalf("revocations by revoker label %v, want two clients' keys", revokers)
 	}
 
 	// The API server goes away: revocations already known are still
@@ -189,7 +222,7 @@ func TestKubeRevocationStoreSharesRevocations(t *testing.T) {
 	}
 	revokeCtx, cancelRevoke := context.WithTimeout(ctx, 5*time.Second)
 	defer cancelRevoke()
-	if err := replicaA.Revoke(revokeCtx, "jti-four", live); err == nil {
+	if err := replicaA.Revoke(revokeCtx, "billing", "jti-four", live); err == nil {
 		t.Fatal("a revocation was acknowledged without an API server")
 	}
 }
@@ -200,10 +233,10 @@ func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool)
 }
 
 func TestKubeRevocationStoreNeedsNamespaceAndServer(t *testing.T) {
-	if _, err := asruntime.NewKubeRevocationStore(nil, "", "payments", 0, nil); err == nil {
+	if _, err := asruntime.NewKubeRevocationStore(nil, "", "payments", 0, 0, nil); err == nil {
 		t.Fatal("a store without a namespace was accepted")
 	}
-	if _, err := asruntime.NewKubeRevocationStore(nil, "auth", "", 0, nil); err == nil {
+	if _, err := asruntime.NewKubeRevocationStore(nil, "auth", "", 0, 0, nil); err == nil {
 		t.Fatal("a store without an authorization server name was accepted")
 	}
 }

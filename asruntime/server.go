@@ -23,6 +23,7 @@ import (
 
 	"k8s.io/utils/clock"
 
+	"github.com/certbound/certbound/asruntime/certrevocation"
 	"github.com/certbound/certbound/asruntime/clientcert"
 	"github.com/certbound/certbound/asruntime/oauthurl"
 	"github.com/certbound/certbound/internal/httplimits"
@@ -49,6 +50,11 @@ type Config struct {
 	TrustAnchors *x509.CertPool
 	// Intermediates may complete chains whose clients send only their leaf.
 	Intermediates []*x509.Certificate
+	// ClientCertificateRevocation, when set, refuses tls_client_auth
+	// chains with a revoked certificate (and, failing closed, those whose
+	// status is unavailable). The caller runs its Run. Nil: no revocation
+	// checking.
+	ClientCertificateRevocation *certrevocation.Checker
 	// Registry supplies the registered clients.
 	Registry Registry
 	// SigningKeys sign the tokens. Nil: an ephemeral ES256 key, with a
@@ -60,6 +66,10 @@ type Config struct {
 	// JWKSRootCAs verify the servers behind clients' jwks_uri. Nil: the
 	// system roots.
 	JWKSRootCAs *x509.CertPool
+	// JWKSFetch bounds the fetches of clients' jwks_uri: cache ages,
+	// allowed special-purpose destinations, per-client rate. Zero value:
+	// the defaults.
+	JWKSFetch JWKSFetchPolicy
 	// Clock is the time for token claims and certificate validity. Nil:
 	// the real clock.
 	Clock clock.PassiveClock
@@ -70,11 +80,30 @@ type Config struct {
 	// Revocations records revoked tokens. Nil: a MemoryRevocationStore,
 	// lost on restart and not shared between replicas.
 	Revocations RevocationStore
+	// RevocationRate (requests a second) and RevocationBurst limit each
+	// client's revocation requests. Zero: DefaultRevocationRate and
+	// DefaultRevocationBurst.
+	RevocationRate  float64
+	RevocationBurst int
 	// ClientCertificates, when set, takes client certificates from the
 	// header of a trusted TLS-terminating proxy (RFC 8705 §6.5). Nil: from
 	// the TLS connection only. Build it with
 	// OnIgnored: Metrics.ClientCertHeaderIgnored to count ignored headers.
 	ClientCertificates *clientcert.Source
+	// TokenReviewer validates Kubernetes service account tokens for the
+	// token exchange grant. Nil: neither token exchange nor refresh_token
+	// is offered.
+	TokenReviewer TokenReviewer
+	// RefreshTokens stores refresh-token families. Nil: a
+	// MemoryRefreshTokenStore, lost on restart and not shared.
+	RefreshTokens RefreshTokenStore
+	// RefreshTokenTTL is how long a refresh token stays valid unused;
+	// RefreshTokenMaxLifetime bounds a family from its exchange;
+	// RefreshFamiliesPerClient bounds one client's families. Zero: the
+	// Default* values.
+	RefreshTokenTTL          time.Duration
+	RefreshTokenMaxLifetime  time.Duration
+	RefreshFamiliesPerClient int
 }
 
 // revocationPruneInterval is how often a serving server drops expired
@@ -96,6 +125,14 @@ type Server struct {
 	selfSigned     *selfSignedAuthenticator
 	revocations    RevocationStore
 	certSource     *clientcert.Source
+	// reviewer and the refresh fields serve the public clients' grants.
+	reviewer           TokenReviewer
+	refreshTokens      RefreshTokenStore
+	refreshTTL         time.Duration
+	refreshMaxLifetime time.Duration
+	refreshPerClient   int
+	// revocationLimiter limits each client's revocation requests.
+	revocationLimiter *clientRateLimiter
 	// challenges are the WWW-Authenticate values of a 401.
 	challenges challenges
 
@@ -132,10 +169,19 @@ func New(cfg Config) (*Server, error) {
 		metrics:        cfg.Metrics,
 		revocations:    cfg.Revocations,
 		certSource:     cfg.ClientCertificates,
+		reviewer:       cfg.TokenReviewer,
 		challenges:     newChallenges(cfg.Issuer),
 	}
 	if s.revocations == nil {
-		s.revocations = NewMemoryRevocationStore(0)
+		s.revocations = NewMemoryRevocationStore(0, 0)
+	}
+	limiter, err := newRevocationLimiter(cfg.RevocationRate, cfg.RevocationBurst)
+	if err != nil {
+		return nil, err
+	}
+	s.revocationLimiter = limiter
+	if err := s.configureRefreshTokens(cfg); err != nil {
+		return nil, err
 	}
 	if s.ttl == 0 {
 		s.ttl = DefaultAccessTokenTTL
@@ -160,8 +206,13 @@ func New(cfg Config) (*Server, error) {
 		s.keys = keys
 		s.log.Warn("no signing key configured: using an ephemeral ES256 key; tokens will not verify after a restart", "kid", keys.KeyID())
 	}
-	s.pki = &pkiAuthenticator{roots: cfg.TrustAnchors, intermediates: cfg.Intermediates, clock: s.clock}
-	s.selfSigned = &selfSignedAuthenticator{fetcher: newJWKSFetcher(cfg.JWKSRootCAs, s.clock, s.metrics, s.log)}
+	s.pki = &pkiAuthenticator{roots: cfg.TrustAnchors, intermediates: cfg.Intermediates, clock: s.clock,
+		revocation: cfg.ClientCertificateRevocation, log: s.log}
+	fetcher, err := newJWKSFetcher(cfg.JWKSRootCAs, cfg.JWKSFetch, s.clock, s.metrics, s.log)
+	if err != nil {
+		return nil, err
+	}
+	s.selfSigned = &selfSignedAuthenticator{fetcher: fetcher}
 	s.claimsPrefix = appendJSONString([]byte(`{"iss":`), s.issuer)
 	s.issuerAudience = []string{s.issuer}
 	return s, nil
@@ -232,7 +283,7 @@ func (s *Server) Serve(ctx context.Context, ls *Listeners) error {
 			return err
 		}
 	}
-	metadata, err := buildMetadata(s.issuer, mtlsBase)
+	metadata, err := buildMetadata(s.issuer, mtlsBase, s.publicGrantsOffered())
 	if err != nil {
 		return fmt.Errorf("metadata: %w", err)
 	}
@@ -392,12 +443,13 @@ func (s *Server) opsRoutes() http.Handler {
 	return mux
 }
 
-// pruneRevocations drops expired revocations now and every
-// revocationPruneInterval until ctx is done.
+// pruneRevocations drops expired revocations (and refresh-token families)
+// now and every revocationPruneInterval until ctx is done.
 func (s *Server) pruneRevocations(ctx context.Context) {
 	t := time.NewTicker(revocationPruneInterval)
 	defer t.Stop()
 	for {
+		s.pruneRefreshTokens(ctx)
 		n, err := s.revocations.Prune(s.clock.Now())
 		if err != nil {
 			s.log.Warn("prune revocation store", "error", err)

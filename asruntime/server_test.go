@@ -24,13 +24,13 @@ func TestGarbageClientCertificateFailsTheHandshakeOnly(t *testing.T) {
 	as := startAS(t, map[string]map[string]any{"post.json": secretClient("post", AuthMethodClientSecretPost, nil)})
 	garbage := tls.Certificate{Certificate: [][]byte{[]byte("definitely not DER")}, PrivateKey: newKey(t)}
 	c := as.client(&garbage)
-	req, _ := http.NewRequest(http.MethodPost, as.mtlsURL+tokenPath, strings.NewReader(ccForm("post", "client_secret", "s3cret+/=").Encode()))
+	req, _ := http.NewRequest(http.MethodPost, as.mtlsURL+tokenPath, strings.NewReader(ccForm("post", "client_secret", "s3cret+/=-correct-horse-battery-staple").Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if resp, err := c.Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatalf("a garbage certificate got HTTP %d", resp.StatusCode)
 	}
-	if resp := as.post(t, as.client(nil), as.mtlsURL, ccForm("post", "client_secret", "s3cret+/=")); resp.status != http.StatusOK {
+	if resp := as.post(t, as.client(nil), as.mtlsURL, ccForm("post", "client_secret", "s3cret+/=-correct-horse-battery-staple")); resp.status != http.StatusOK {
 		t.Fatalf("the server stopped serving: %d %s", resp.status, resp.raw)
 	}
 }

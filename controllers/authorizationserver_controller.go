@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -45,6 +46,9 @@ type AuthorizationServerReconciler struct {
 	GenerateKey keyGenerator
 
 	applier *applier
+	// apiReader reads the CRL ConfigMaps, which are watched by metadata
+	// only and so are not in the client's cache.
+	apiReader client.Reader
 }
 
 // +kubebuilder:rbac:groups=oauth.certbound.io,resources=authorizationservers,verbs=get;list;watch
@@ -55,8 +59,14 @@ type AuthorizationServerReconciler struct {
 // +kubebuilder:rbac:groups="",resources=serviceaccounts;services,verbs=get;list;watch;create;patch
 // The servers' Roles grant these on ConfigMaps (revocations); RBAC lets the
 // operator grant only what it holds.
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch
+// The servers' ClusterRole lets them create TokenReviews (token exchange of
+// public clients); the operator holds that permission so that it may create
+// the ClusterRole and bind it, and nothing more of authentication.k8s.io.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterrolebindings,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;patch;delete
@@ -65,6 +75,10 @@ type AuthorizationServerReconciler struct {
 // SetupWithManager registers the reconciler and its watches.
 func (r *AuthorizationServerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.applier = &applier{client: r.Client, scheme: r.Scheme}
+	r.apiReader = mgr.GetAPIReader()
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &oauthv1alpha1.AuthorizationServer{}, indexCRLConfigMaps, crlConfigMapNames); err != nil {
+		return err
+	}
 	if r.GenerateKey == nil {
 		r.GenerateKey = generateSigningKey
 	}
@@ -87,11 +101,25 @@ func (r *AuthorizationServerReconciler) SetupWithManager(mgr ctrl.Manager) error
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&cmapi.Certificate{}).
+		// A server's TokenReview binding is cluster-scoped and cannot be
+		// owned: its annotation leads back to the server, which repairs
+		// it, or removes it when the server is gone (also after an
+		// operator restart, when the informer's first list replays it).
+		Watches(&rbacv1.ClusterRoleBinding{}, handler.EnqueueRequestsFromMapFunc(bindingToServer)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToServers)).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.configMapToServers)).
 		// The registered-client count.
 		Watches(&oauthv1alpha1.ClientRegistration{}, handler.EnqueueRequestsFromMapFunc(registrationToServer)).
 		Named("authorizationserver").
 		Complete(r)
+}
+
+func bindingToServer(_ context.Context, o client.Object) []reconcile.Request {
+	ns, name, ok := strings.Cut(o.GetAnnotations()[annotationAuthorizationServer], "/")
+	if !ok || o.GetLabels()[labelManagedBy] != managedByValue {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
 }
 
 func registrationToServer(_ context.Context, o client.Object) []reconcile.Request {
@@ -151,12 +179,16 @@ func (s *serverScope) withClientCA() bool {
 func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	var as oauthv1alpha1.AuthorizationServer
 	if err := r.Client.Get(ctx, req.NamespacedName, &as); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, r.deleteTokenReviewBinding(ctx, req.Namespace, req.Name)
+		}
+		return ctrl.Result{}, err
 	}
 	if !as.DeletionTimestamp.IsZero() {
-		// Children are owned and garbage-collected; registrations are
-		// removed by their clients, which lose acceptance.
-		return ctrl.Result{}, nil
+		// Namespaced children are owned and garbage-collected;
+		// registrations are removed by their clients, which lose
+		// acceptance. The cluster-scoped binding goes now.
+		return ctrl.Result{}, r.deleteTokenReviewBinding(ctx, as.Namespace, as.Name)
 	}
 	now := r.Clock.Now()
 	s := &serverScope{
@@ -189,6 +221,7 @@ func (r *AuthorizationServerReconciler) reconcileNormal(ctx context.Context, s *
 		r.reconcileSigningKeys,
 		r.reconcileServingCertificate,
 		r.reconcileTrustAnchors,
+		r.reconcileClientCertificateRevocation,
 		r.reconcileWorkload,
 		r.observeAvailability,
 		r.observeRegistrations,
@@ -199,7 +232,11 @@ func (r *AuthorizationServerReconciler) reconcileNormal(ctx context.Context, s *
 		}
 	}
 	s.conds.set(oauthv1alpha1.ConditionClientPolicyReady, ClientPolicyReady(s.server))
-	s.conds.summarize(ReasonReady, "the authorization server is serving", oauthv1alpha1.ConditionSigningKeyReady, oauthv1alpha1.ConditionServingCertificateReady, oauthv1alpha1.ConditionTrustAnchorsReady, oauthv1alpha1.ConditionAvailable)
+	summarized := []string{oauthv1alpha1.ConditionSigningKeyReady, oauthv1alpha1.ConditionServingCertificateReady, oauthv1alpha1.ConditionTrustAnchorsReady}
+	if s.server.Spec.ClientCertificateRevocation != nil {
+		summarized = append(summarized, oauthv1alpha1.ConditionClientCertificateRevocationReady)
+	}
+	s.conds.summarize(ReasonReady, "the authorization server is serving", append(summarized, oauthv1alpha1.ConditionAvailable)...)
 	log.FromContext(ctx).V(1).Info("reconciled", "issuer", s.issuer, "nextKeyEvent", s.nextKeyEvent)
 	result := ctrl.Result{}
 	if !s.nextKeyEvent.IsZero() {
@@ -228,13 +265,45 @@ func (r *AuthorizationServerReconciler) reconcileIssuer(s *serverScope) bool {
 	return true
 }
 
-// reconcileAccess applies the server's ServiceAccount, Role and RoleBinding.
+// reconcileAccess applies the server's ServiceAccount, Role and
+// RoleBinding, and its binding to the shared TokenReview ClusterRole.
 func (r *AuthorizationServerReconciler) reconcileAccess(ctx context.Context, s *serverScope) error {
 	for _, obj := range []client.Object{desiredServiceAccount(s.server), desiredRole(s.server), desiredRoleBinding(s.server)} {
 		if err := r.applyOwned(ctx, s.server, obj); err != nil {
 			return err
 		}
 	}
+	if _, err := r.applier.apply(ctx, desiredTokenReviewClusterRole(), nil); err != nil {
+		return err
+	}
+	binding := desiredTokenReviewBinding(s.server)
+	var existing rbacv1.ClusterRoleBinding
+	switch err := r.Client.Get(ctx, client.ObjectKeyFromObject(binding), &existing); {
+	case err == nil:
+		if existing.Annotations[annotationAuthorizationServer] != binding.Annotations[annotationAuthorizationServer] {
+			return &NotControlledError{Kind: "ClusterRoleBinding", Name: binding.Name}
+		}
+	case !apierrors.IsNotFound(err):
+		return err
+	}
+	_, err := r.applier.apply(ctx, binding, nil)
+	return err
+}
+
+// deleteTokenReviewBinding removes the TokenReview binding of a server that
+// is gone or going, if it exists and was made for that server.
+func (r *AuthorizationServerReconciler) deleteTokenReviewBinding(ctx context.Context, asNamespace, asName string) error {
+	var binding rbacv1.ClusterRoleBinding
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: tokenReviewBindingName(asNamespace, asName)}, &binding); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if binding.Annotations[annotationAuthorizationServer] != asNamespace+"/"+asName {
+		return nil
+	}
+	if err := r.Client.Delete(ctx, &binding, client.Preconditions{UID: &binding.UID}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete ClusterRoleBinding %s: %w", binding.Name, err)
+	}
+	log.FromContext(ctx).Info("deleted the TokenReview binding of a removed server", "clusterRoleBinding", binding.Name)
 	return nil
 }
 

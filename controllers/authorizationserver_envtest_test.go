@@ -56,12 +56,13 @@ func TestAuthorizationServerChildren(t *testing.T) {
 	owned(&corev1.ServiceAccount{}, serverName)
 	var role rbacv1.Role
 	owned(&role, serverName)
-	// Read-only on the ClientRegistrations it trusts; revocations are
-	// ConfigMaps it writes. No Secrets (TestServerRoleReadsNoSecrets).
+	// Read-only on the ClientRegistrations it trusts; revocations and
+	// refresh-token families are ConfigMaps it writes (update: rotation).
+	// No Secrets (TestServerRoleReadsNoSecrets).
 	if len(role.Rules) != 2 ||
 		!slices.Equal(role.Rules[0].APIGroups, []string{oauthv1alpha1.GroupVersion.Group}) ||
 		!slices.Equal(role.Rules[0].Resources, []string{"clientregistrations"}) || !slices.Equal(role.Rules[0].Verbs, []string{"get", "list", "watch"}) ||
-		!slices.Equal(role.Rules[1].Resources, []string{"configmaps"}) || !slices.Equal(role.Rules[1].Verbs, []string{"get", "list", "watch", "create", "delete"}) {
+		!slices.Equal(role.Rules[1].Resources, []string{"configmaps"}) || !slices.Equal(role.Rules[1].Verbs, []string{"get", "list", "watch", "create", "update", "delete"}) {
 		t.Errorf("role rules %+v", role.Rules)
 	}
 	var rb rbacv1.RoleBinding
@@ -137,6 +138,9 @@ func TestAuthorizationServerChildren(t *testing.T) {
 		"--client-ca-file=/etc/certbound/client-ca/ca.crt",
 		"--signing-key-file=/etc/certbound/signing-keys/keys.json",
 		"--access-token-ttl=10m0s",
+		"--refresh-token-ttl=1h0m0s",
+		"--refresh-token-max-lifetime=24h0m0s",
+		"--refresh-token-families-per-client=1000",
 		"--metrics-address=:8080",
 		"--registry-namespace=auth",
 		"--registry-authorization-server=payments",

@@ -64,6 +64,12 @@ const (
 	runAsID         = 65532
 	defaultTokenTTL = 10 * time.Minute
 	defaultRotation = 720 * time.Hour
+
+	// The CRD defaults of spec.tokens' refresh-token settings, for an
+	// object the API server has not defaulted.
+	defaultRefreshTokenTTL         = time.Hour
+	defaultRefreshTokenMaxLifetime = 24 * time.Hour
+	defaultRefreshTokenFamilies    = 1000
 )
 
 // effectiveIssuer is spec.issuer or https://<name>.<namespace>.svc.
@@ -136,6 +142,27 @@ func tokenTTLOf(as *oauthv1alpha1.AuthorizationServer) time.Duration {
 	return defaultTokenTTL
 }
 
+// refreshTokenArgs map spec.tokens' refresh-token settings to the server's
+// flags.
+func refreshTokenArgs(as *oauthv1alpha1.AuthorizationServer) []string {
+	ttl, maxLifetime, families := defaultRefreshTokenTTL, defaultRefreshTokenMaxLifetime, int32(defaultRefreshTokenFamilies)
+	t := as.Spec.Tokens
+	if t.RefreshTokenTTL != nil && t.RefreshTokenTTL.Duration > 0 {
+		ttl = t.RefreshTokenTTL.Duration
+	}
+	if t.RefreshTokenMaxLifetime != nil && t.RefreshTokenMaxLifetime.Duration > 0 {
+		maxLifetime = t.RefreshTokenMaxLifetime.Duration
+	}
+	if t.MaxRefreshTokenFamiliesPerClient != nil && *t.MaxRefreshTokenFamiliesPerClient > 0 {
+		families = *t.MaxRefreshTokenFamiliesPerClient
+	}
+	return []string{
+		"--refresh-token-ttl=" + ttl.String(),
+		"--refresh-token-max-lifetime=" + maxLifetime.String(),
+		fmt.Sprintf("--refresh-token-families-per-client=%d", families),
+	}
+}
+
 func rotationPolicyOf(as *oauthv1alpha1.AuthorizationServer) rotationPolicy {
 	p := rotationPolicy{Algorithm: as.Spec.Tokens.SigningAlgorithm, Period: defaultRotation, TokenTTL: tokenTTLOf(as)}
 	if p.Algorithm == "" {
@@ -202,10 +229,12 @@ func desiredServiceAccount(as *oauthv1alpha1.AuthorizationServer) *corev1.Servic
 }
 
 // desiredRole lets the server read the ClientRegistrations of its own
-// namespace and keep its revocations as ConfigMaps there. It reads no
-// Secret through the API: its signing keys, serving certificate and trust
-// anchors arrive as mounted volumes, so a client private key kept in the
-// same namespace is out of its reach.
+// namespace and keep its revocations and refresh-token families as
+// ConfigMaps there (update: a refresh rotates its family with an
+// optimistic-concurrency update, so two replicas never both accept one
+// refresh token). It reads no Secret through the API: its signing keys,
+// serving certificate and trust anchors arrive as mounted volumes, so a
+// client private key kept in the same namespace is out of its reach.
 func desiredRole(as *oauthv1alpha1.AuthorizationServer) *rbacv1.Role {
 	return &rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"},
@@ -217,8 +246,57 @@ func desiredRole(as *oauthv1alpha1.AuthorizationServer) *rbacv1.Role {
 		}, {
 			APIGroups: []string{""},
 			Resources: []string{"configmaps"},
-			Verbs:     []string{"get", "list", "watch", "create", "delete"},
+			Verbs:     []string{"get", "list", "watch", "create", "update", "delete"},
 		}},
+	}
+}
+
+// tokenReviewClusterRole is the one ClusterRole, shared by every server,
+// that lets a server ask the API server who a service account token
+// belongs to (TokenReview), for the token exchange of public clients. It
+// allows nothing else: no subjectaccessreviews, unlike
+// system:auth-delegator.
+const tokenReviewClusterRole = "certbound-authorization-server-tokenreview"
+
+// annotationAuthorizationServer names (<namespace>/<name>) the server a
+// cluster-scoped object was made for, which cannot have the namespaced
+// server as its owner.
+const annotationAuthorizationServer = "oauth.certbound.io/authorization-server"
+
+func desiredTokenReviewClusterRole() *rbacv1.ClusterRole {
+	return &rbacv1.ClusterRole{
+		TypeMeta: metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "ClusterRole"},
+		ObjectMeta: metav1.ObjectMeta{Name: tokenReviewClusterRole, Labels: map[string]string{
+			labelManagedBy: managedByValue, labelName: "certbound-authorization-server", labelComponent: "authorization-server",
+		}},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{"authentication.k8s.io"},
+			Resources: []string{"tokenreviews"},
+			Verbs:     []string{"create"},
+		}},
+	}
+}
+
+// tokenReviewBindingName is the ClusterRoleBinding of one server. The
+// namespace cannot contain a dot, so distinct servers never share a name.
+func tokenReviewBindingName(asNamespace, asName string) string {
+	return boundedName(tokenReviewClusterRole+"."+asNamespace+"."+asName, maxNameLength)
+}
+
+// desiredTokenReviewBinding binds the server's ServiceAccount to
+// tokenReviewClusterRole. Being cluster-scoped it cannot be owned by the
+// server; the annotation leads back to it, and the controller deletes the
+// binding once the server is gone.
+func desiredTokenReviewBinding(as *oauthv1alpha1.AuthorizationServer) *rbacv1.ClusterRoleBinding {
+	return &rbacv1.ClusterRoleBinding{
+		TypeMeta: metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "ClusterRoleBinding"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        tokenReviewBindingName(as.Namespace, as.Name),
+			Labels:      asLabels(as),
+			Annotations: map[string]string{annotationAuthorizationServer: as.Namespace + "/" + as.Name},
+		},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: tokenReviewClusterRole},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: workloadName(as.Name), Namespace: as.Namespace}},
 	}
 }
 
@@ -253,6 +331,9 @@ func authorizationServerArgs(as *oauthv1alpha1.AuthorizationServer, issuer strin
 	args = append(args,
 		"--signing-key-file="+mountSigning+"/"+signingKeysDataKey,
 		"--access-token-ttl="+tokenTTLOf(as).String(),
+	)
+	args = append(args, refreshTokenArgs(as)...)
+	args = append(args,
 		fmt.Sprintf("--metrics-address=:%d", portMetrics),
 		"--registry-namespace="+as.Namespace,
 		"--registry-authorization-server="+as.Name,
@@ -260,7 +341,7 @@ func authorizationServerArgs(as *oauthv1alpha1.AuthorizationServer, issuer strin
 		// server's namespace and survive restarts.
 		"--revocation-namespace="+as.Namespace,
 	)
-	return args, nil
+	return append(args, revocationArgs(as)...), nil
 }
 
 // podInputs are what the pod template depends on beyond the spec: hashes of
@@ -301,6 +382,8 @@ func desiredDeployment(as *oauthv1alpha1.AuthorizationServer, issuer string, in 
 		}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "client-ca", MountPath: mountClientCA, ReadOnly: true})
 	}
+	crlVolumes, crlMounts := revocationVolumes(as)
+	volumes, mounts = append(volumes, crlVolumes...), append(mounts, crlMounts...)
 	probe := func(path string, period int32) *corev1.Probe {
 		return &corev1.Probe{
 			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString("metrics"), Scheme: corev1.URISchemeHTTP}},

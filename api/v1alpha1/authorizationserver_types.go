@@ -36,6 +36,13 @@ type AuthorizationServerSpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	ClientTrustAnchors []TrustAnchor `json:"clientTrustAnchors,omitempty"`
 
+	// clientCertificateRevocation turns on revocation checking of
+	// tls_client_auth client certificates against CRLs (RFC 5280). Absent:
+	// no checking, and a revoked certificate authenticates until it
+	// expires.
+	// +optional
+	ClientCertificateRevocation *ClientCertificateRevocation `json:"clientCertificateRevocation,omitempty"`
+
 	// clientCertificateIssuer is the cert-manager issuer that OAuthClients of
 	// this server get their tls_client_auth certificates from, unless they
 	// name their own. An Issuer (kind Issuer) must be in each client's
@@ -57,7 +64,7 @@ type AuthorizationServerSpec struct {
 	// +kubebuilder:default={}
 	ClientPolicy ClientPolicy `json:"clientPolicy,omitempty"`
 
-	// tokens configures the access tokens the server issues.
+	// tokens configures the access and refresh tokens the server issues.
 	// +optional
 	// +kubebuilder:default={}
 	Tokens TokenPolicy `json:"tokens,omitempty"`
@@ -170,6 +177,15 @@ type AudiencePolicy struct {
 	// this audience; absent means every namespace the server allows.
 	// +optional
 	Namespaces *metav1.LabelSelector `json:"namespaces,omitempty"`
+
+	// resourceServerNamespaces selects, by label, the client namespaces
+	// whose clients may act as resource server for this audience: list it
+	// in spec.introspectionAudiences and introspect (RFC 7662) every token
+	// issued for it, whichever client holds the token. Absent means none:
+	// naming an audience in spec.audiences never lets a client see other
+	// clients' tokens.
+	// +optional
+	ResourceServerNamespaces *metav1.LabelSelector `json:"resourceServerNamespaces,omitempty"`
 }
 
 // ServingCertificate names the issuer of the server's TLS certificate.
@@ -185,6 +201,75 @@ type TrustAnchor struct {
 	// secretRef names the Secret key that holds the PEM bundle.
 	// +required
 	SecretRef SecretKeySelector `json:"secretRef"`
+}
+
+// ClientCertificateRevocation says where the CRLs of client certificate
+// issuers come from, and what a certificate whose status cannot be
+// established means.
+// +kubebuilder:validation:XValidation:rule="(has(self.crls) && size(self.crls) > 0) || (has(self.distributionPoints) && self.distributionPoints)",message="name a CRL source: crls, distributionPoints or both",reason=FieldValueRequired,fieldPath=.crls
+type ClientCertificateRevocation struct {
+	// crls are CRLs (DER in binaryData or PEM in data), each a key of a
+	// ConfigMap in this namespace. A certificate is checked against a
+	// current CRL signed by its issuer: give one for every CA that issues
+	// client certificates or intermediates, i.e. every CA of a chain but
+	// its trust anchor. The CA certificate must carry the cRLSign key
+	// usage (cert-manager: usages include "crl sign"). The pods mount the
+	// ConfigMaps and reload a changed CRL without restarting (the kubelet
+	// syncs mounted ConfigMaps within a minute or two).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	CRLs []CRLSource `json:"crls,omitempty"`
+
+	// distributionPoints fetches CRLs from the http and https CRL
+	// distribution points of client certificates whose issuer no crls
+	// entry covers. Fetched CRLs are cached until their nextUpdate, at
+	// most an hour, and refetched in the background.
+	// +optional
+	DistributionPoints bool `json:"distributionPoints,omitempty"`
+
+	// failureMode decides a certificate whose status cannot be
+	// established (no current CRL of its issuer, one not signed by its
+	// issuer, or a failed fetch): Closed refuses the client
+	// (invalid_client), Open accepts it. Both count and log it.
+	// +optional
+	// +kubebuilder:default=Closed
+	FailureMode RevocationFailureMode `json:"failureMode,omitempty"`
+}
+
+// RevocationFailureMode is Closed or Open.
+// +kubebuilder:validation:Enum=Closed;Open
+type RevocationFailureMode string
+
+const (
+	// RevocationFailClosed refuses a certificate of unknown status.
+	RevocationFailClosed RevocationFailureMode = "Closed"
+	// RevocationFailOpen accepts a certificate of unknown status.
+	RevocationFailOpen RevocationFailureMode = "Open"
+)
+
+// CRLSource is one CRL.
+type CRLSource struct {
+	// configMapRef names the ConfigMap key that holds the CRL.
+	// +required
+	ConfigMapRef ConfigMapKeySelector `json:"configMapRef"`
+}
+
+// ConfigMapKeySelector names one key of a ConfigMap in the same namespace.
+type ConfigMapKeySelector struct {
+	// name is the name of the ConfigMap.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// key is the key (of data or binaryData) that holds the value.
+	// +optional
+	// +kubebuilder:default=ca.crl
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key,omitempty"`
 }
 
 // NamespacesFrom selects which namespaces may register clients.
@@ -218,7 +303,8 @@ type AllowedNamespaces struct {
 // +kubebuilder:validation:Enum=ES256;EdDSA;RS256;PS256
 type SigningAlgorithm string
 
-// TokenPolicy configures access tokens.
+// TokenPolicy configures access and refresh tokens.
+// +kubebuilder:validation:XValidation:rule="!has(self.refreshTokenTTL) || !has(self.refreshTokenMaxLifetime) || duration(self.refreshTokenTTL) <= duration(self.refreshTokenMaxLifetime)",message="refreshTokenTTL must not exceed refreshTokenMaxLifetime: a family ends at its maximum lifetime whatever the idle time left",reason=FieldValueInvalid,fieldPath=.refreshTokenTTL
 type TokenPolicy struct {
 	// accessTokenTTL is how long an access token is valid.
 	// +optional
@@ -238,6 +324,35 @@ type TokenPolicy struct {
 	// +kubebuilder:default="720h"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="keyRotationPeriod must be at least 1h"
 	KeyRotationPeriod *metav1.Duration `json:"keyRotationPeriod,omitempty"`
+
+	// refreshTokenTTL is how long a refresh token stays usable without
+	// being used (its idle lifetime). Refresh tokens are issued only to
+	// public clients (authenticationMethod none) with the refresh_token
+	// grant, bound to the client's certificate; every use rotates the
+	// token, and a replayed one revokes its whole family.
+	// +optional
+	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('2160h')",message="refreshTokenTTL must be between 1m and 2160h"
+	RefreshTokenTTL *metav1.Duration `json:"refreshTokenTTL,omitempty"`
+
+	// refreshTokenMaxLifetime is how long a refresh-token family lives
+	// since the token exchange that began it, however often it is
+	// refreshed; then the workload exchanges its service account token
+	// again.
+	// +optional
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h') && duration(self) <= duration('8760h')",message="refreshTokenMaxLifetime must be between 1h and 8760h"
+	RefreshTokenMaxLifetime *metav1.Duration `json:"refreshTokenMaxLifetime,omitempty"`
+
+	// maxRefreshTokenFamiliesPerClient bounds the live refresh-token
+	// families (one per token exchange) of one client, so that a client
+	// exchanging in a loop cannot fill the server's store: an exchange
+	// beyond it revokes the client's oldest family.
+	// +optional
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxRefreshTokenFamiliesPerClient *int32 `json:"maxRefreshTokenFamiliesPerClient,omitempty"`
 }
 
 // AuthorizationServerEndpoints are the URLs clients and resources use.
@@ -328,6 +443,9 @@ const (
 	ConditionTrustAnchorsReady = "TrustAnchorsReady"
 	// ConditionAvailable: the server's Deployment is available.
 	ConditionAvailable = "Available"
+	// ConditionClientCertificateRevocationReady: the CRLs named in
+	// spec.clientCertificateRevocation exist; set only when the field is.
+	ConditionClientCertificateRevocationReady = "ClientCertificateRevocationReady"
 	// ConditionClientPolicyReady: spec.clientPolicy is valid; its reason
 	// says whether subjects are bound to the client namespaces.
 	ConditionClientPolicyReady = "ClientPolicyReady"

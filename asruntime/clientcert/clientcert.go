@@ -14,8 +14,13 @@
 //     $ssl_client_escaped_cert, in X-SSL-Client-Cert unless named otherwise.
 //
 // A header is honoured only when the request's TCP peer is inside one of the
-// trusted proxy networks; from anyone else it is ignored (and reported), and
-// the certificates of the request's own TLS connection are used. From a
+// trusted proxy networks and, when a proxy identity is configured, the
+// request's own TLS connection presented the proxy's client certificate
+// (verified against the identity's roots and carrying its subject); from
+// anyone else it is ignored (and reported), and the certificates of the
+// request's own TLS connection are used. The address alone is weak where the
+// trusted network is a pod network: every pod in it could connect directly
+// and claim any client's certificate. From a
 // trusted proxy the header is the only source: a request without it has no
 // client certificate (the proxy's own TLS client certificate, if any, is
 // never taken for the client's), and a header that does not parse is an
@@ -23,16 +28,19 @@
 package clientcert
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
+
+	"k8s.io/utils/lru"
 )
 
 // Format is a way of forwarding a client certificate in an HTTP header.
@@ -76,9 +84,65 @@ type Config struct {
 	// Required: a header honoured from anyone would let any caller claim
 	// any certificate.
 	TrustedProxies []netip.Prefix
+	// ProxyIdentity, when set, must also be proved by the TLS client
+	// certificate of the connection that carries the header.
+	ProxyIdentity *ProxyIdentity
 	// OnIgnored, when set, is called for every request that carried the
 	// header but did not come from a trusted proxy.
 	OnIgnored func(r *http.Request)
+}
+
+// ProxyIdentity is the identity a trusted proxy proves with its own TLS
+// client certificate.
+type ProxyIdentity struct {
+	// Roots are the only trust anchors of the proxy's certificate, which
+	// must be valid for client authentication. Required.
+	Roots *x509.CertPool
+	// Matches reports whether the verified certificate carries the
+	// proxy's identity (a subject name). Required: the roots alone would
+	// admit every workload the same CA issues certificates to.
+	Matches func(*x509.Certificate) bool
+}
+
+// maxProvenProxies bounds the proxy certificates whose proof is
+// remembered; a deployment has a few proxies, renewed now and then.
+const maxProvenProxies = 64
+
+// proves reports whether the peer certificates of a TLS connection (leaf
+// first) are a valid client certificate chain to the identity's roots
+// whose leaf carries the identity. A leaf that proved it is remembered, by
+// its SHA-256, until the first expiry in its chain, so a proxy's requests
+// do not each pay for a chain verification.
+func (s *Source) proves(peer []*x509.Certificate) bool {
+	if len(peer) == 0 {
+		return false
+	}
+	key := sha256.Sum256(peer[0].Raw)
+	now := time.Now()
+	if until, ok := s.proven.Get(key); ok && now.Before(until.(time.Time)) {
+		return true
+	}
+	intermediates := x509.NewCertPool()
+	for _, c := range peer[1:] {
+		intermediates.AddCert(c)
+	}
+	chains, err := peer[0].Verify(x509.VerifyOptions{
+		Roots:         s.identity.Roots,
+		Intermediates: intermediates,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil || !s.identity.Matches(peer[0]) {
+		return false
+	}
+	until := peer[0].NotAfter
+	for _, c := range chains[0] {
+		if c.NotAfter.Before(until) {
+			until = c.NotAfter
+		}
+	}
+	s.proven.Add(key, until)
+	return true
 }
 
 // Source extracts client certificates. A nil *Source uses the TLS
@@ -88,12 +152,14 @@ type Source struct {
 	header    string
 	chain     string // rfc9440 only
 	trusted   []netip.Prefix
+	identity  *ProxyIdentity
+	proven    *lru.Cache // with identity: leaf SHA-256 → proved until
 	onIgnored func(*http.Request)
 }
 
 // New checks cfg and returns a Source.
 func New(cfg Config) (*Source, error) {
-	s := &Source{format: cfg.Format, trusted: cfg.TrustedProxies, onIgnored: cfg.OnIgnored}
+	s := &Source{format: cfg.Format, trusted: cfg.TrustedProxies, identity: cfg.ProxyIdentity, onIgnored: cfg.OnIgnored}
 	switch cfg.Format {
 	case FormatRFC9440:
 		s.header, s.chain = HeaderClientCert, HeaderClientCertChain
@@ -109,6 +175,12 @@ func New(cfg Config) (*Source, error) {
 	}
 	if len(cfg.TrustedProxies) == 0 {
 		return nil, errors.New("a client certificate header needs at least one trusted proxy network")
+	}
+	if id := cfg.ProxyIdentity; id != nil {
+		if id.Roots == nil || id.Matches == nil {
+			return nil, errors.New("a proxy identity needs both roots and a subject to match")
+		}
+		s.proven = lru.New(maxProvenProxies)
 	}
 	return s, nil
 }
@@ -191,7 +263,8 @@ func (s *Source) present(h http.Header) bool {
 }
 
 // fromTrustedProxy checks the TCP peer address (RemoteAddr as set by
-// net/http, never a header).
+// net/http, never a header) and then, if one is configured, the proxy
+// identity proved by the connection's own client certificate.
 func (s *Source) fromTrustedProxy(r *http.Request) bool {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
@@ -200,7 +273,7 @@ func (s *Source) fromTrustedProxy(r *http.Request) bool {
 	addr := ap.Addr().Unmap().WithZone("")
 	for _, p := range s.trusted {
 		if p.Contains(addr) {
-			return true
+			return s.identity == nil || (r.TLS != nil && s.proves(r.TLS.PeerCertificates))
 		}
 	}
 	return false
@@ -481,43 +554,4 @@ func appendCertificate(certs []*x509.Certificate, der []byte) ([]*x509.Certifica
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return append(certs, c), nil
-}
-
-// Flags are the command-line options shared by every certbound server that
-// may sit behind a TLS-terminating proxy.
-type Flags struct {
-	Header  string
-	Proxies string
-}
-
-// Register adds --client-cert-header and --trusted-proxy-cidrs to fs.
-func (f *Flags) Register(fs *flag.FlagSet) {
-	fs.StringVar(&f.Header, "client-cert-header", "", "take the client certificate from a header set by a TLS-terminating proxy (RFC 8705 §6.5): "+
-		"rfc9440 (Client-Cert, Client-Cert-Chain), xfcc (Envoy X-Forwarded-Client-Cert) or pem-urlencoded (nginx $ssl_client_escaped_cert in X-SSL-Client-Cert); "+
-		"FORMAT=HEADER-NAME renames the header; honoured only from --trusted-proxy-cidrs (default: TLS only)")
-	fs.StringVar(&f.Proxies, "trusted-proxy-cidrs", "", "comma-separated CIDRs of the proxies whose --client-cert-header is honoured (required with --client-cert-header)")
-}
-
-// Source builds the Source the flags describe; nil when no header is
-// configured. onIgnored may be nil.
-func (f *Flags) Source(onIgnored func(*http.Request)) (*Source, error) {
-	if f.Header == "" {
-		if f.Proxies != "" {
-			return nil, errors.New("--trusted-proxy-cidrs needs --client-cert-header")
-		}
-		return nil, nil
-	}
-	proxies, err := ParseCIDRs(f.Proxies)
-	if err != nil {
-		return nil, fmt.Errorf("--trusted-proxy-cidrs: %w", err)
-	}
-	if len(proxies) == 0 {
-		return nil, errors.New("--client-cert-header needs --trusted-proxy-cidrs")
-	}
-	format, name, _ := strings.Cut(f.Header, "=")
-	s, err := New(Config{Format: Format(format), Header: name, TrustedProxies: proxies, OnIgnored: onIgnored})
-	if err != nil {
-		return nil, fmt.Errorf("--client-cert-header: %w", err)
-	}
-	return s, nil
 }

@@ -24,7 +24,7 @@ import (
 	certwatchermetrics "sigs.k8s.io/controller-runtime/pkg/certwatcher/metrics"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/certbound/certbound/asruntime/clientcert"
+	"github.com/certbound/certbound/asruntime/clientcert/clientcertflag"
 	"github.com/certbound/certbound/asruntime/resourceserver"
 )
 
@@ -40,7 +40,7 @@ type options struct {
 	jwksURL        string
 	issuerCAFile   string
 	metricsAddress string
-	certHeader     clientcert.Flags
+	certHeader     clientcertflag.Flags
 
 	introspect              bool
 	introspectionURL        string
@@ -49,6 +49,7 @@ type options struct {
 	introspectionKeyFile    string
 	introspectionSecretFile string
 	introspectionCacheTTL   time.Duration
+	allowOpaqueTokens       bool
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -65,12 +66,13 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.issuerCAFile, "issuer-ca-file", "", "PEM CA bundle to verify the authorization server's TLS certificate (default: system roots)")
 	fs.StringVar(&o.metricsAddress, "metrics-address", "", "address of a plain-HTTP listener for /metrics and /healthz (default: none)")
 	o.certHeader.Register(fs)
-	fs.BoolVar(&o.introspect, "introspect", false, "also ask the authorization server's introspection endpoint (RFC 7662) whether each token is active, so revoked tokens are refused (within --introspection-cache-ttl), and accept opaque tokens on its word")
+	fs.BoolVar(&o.introspect, "introspect", false, "also ask the authorization server's introspection endpoint (RFC 7662) whether each token is active, so revoked tokens are refused (within --introspection-cache-ttl)")
 	fs.StringVar(&o.introspectionURL, "introspection-url", "", "introspection endpoint (default: introspection_endpoint from the issuer's RFC 8414 metadata, its mtls_endpoint_aliases entry when authenticating with a certificate)")
 	fs.StringVar(&o.introspectionClientID, "introspection-client-id", "", "this proxy's client_id at the authorization server (required with --introspect)")
 	fs.StringVar(&o.introspectionCertFile, "introspection-client-cert-file", "", "PEM client certificate for tls_client_auth or self_signed_tls_client_auth at the introspection endpoint, reloaded when it changes (with --introspection-client-key-file)")
 	fs.StringVar(&o.introspectionKeyFile, "introspection-client-key-file", "", "PEM key of --introspection-client-cert-file")
 	fs.StringVar(&o.introspectionSecretFile, "introspection-client-secret-file", "", "file holding the client secret for client_secret_basic at the introspection endpoint (instead of a certificate)")
+	fs.BoolVar(&o.allowOpaqueTokens, "allow-opaque-tokens", false, "with --introspect, accept tokens that are not JWTs on the introspection endpoint's word (default: refused without asking, as the certbound authorization server issues JWTs only)")
 	fs.DurationVar(&o.introspectionCacheTTL, "introspection-cache-ttl", resourceserver.DefaultIntrospectionCacheTTL, "longest time an introspection answer is reused (never past the token's exp): a revoked token is refused at most this long after its revocation; 0 or less: introspect every request")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -100,8 +102,8 @@ func (o *options) checkIntrospectionFlags() error {
 	withCert := o.introspectionCertFile != "" || o.introspectionKeyFile != ""
 	switch {
 	case !o.introspect:
-		if o.introspectionURL != "" || o.introspectionClientID != "" || withCert || o.introspectionSecretFile != "" {
-			return errors.New("the --introspection-* flags need --introspect")
+		if o.introspectionURL != "" || o.introspectionClientID != "" || withCert || o.introspectionSecretFile != "" || o.allowOpaqueTokens {
+			return errors.New("the --introspection-* flags and --allow-opaque-tokens need --introspect")
 		}
 	case o.introspectionClientID == "":
 		return errors.New("--introspect needs --introspection-client-id")
@@ -119,7 +121,7 @@ func (o *options) introspection(ctx context.Context, logger *slog.Logger) (*reso
 	if !o.introspect {
 		return nil, nil
 	}
-	in := &resourceserver.Introspection{Endpoint: o.introspectionURL, ClientID: o.introspectionClientID, CacheTTL: o.introspectionCacheTTL}
+	in := &resourceserver.Introspection{Endpoint: o.introspectionURL, ClientID: o.introspectionClientID, CacheTTL: o.introspectionCacheTTL, AllowOpaqueTokens: o.allowOpaqueTokens}
 	if in.CacheTTL == 0 {
 		in.CacheTTL = -1 // the flag's 0 means no cache, not the default
 	}
@@ -185,9 +187,9 @@ func (o *options) newProxy(ctx context.Context, logger *slog.Logger, registry pr
 	cfg := resourceserver.Config{Issuer: o.issuer, Audience: o.audience, JWKSURL: o.jwksURL}
 	ignored := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "certbound_resource_proxy_client_cert_header_ignored_total",
-		Help: "Requests carrying the forwarded client certificate header from an address outside --trusted-proxy-cidrs; the header was ignored.",
+		Help: "Requests carrying the forwarded client certificate header from an address outside --trusted-proxy-cidrs, or without the --trusted-proxy-subject certificate when one is required; the header was ignored.",
 	})
-	if cfg.ClientCertificates, err = o.certHeader.Source(func(*http.Request) { ignored.Inc() }); err != nil {
+	if cfg.ClientCertificates, err = o.certHeader.Source(func(*http.Request) { ignored.Inc() }, logger); err != nil {
 		return nil, err
 	}
 	if cfg.ClientCertificates != nil && registry != nil {

@@ -30,7 +30,7 @@ func TestRunWithIntrospectionRefusesRevokedTokens(t *testing.T) {
 			"client_id": "billing", "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "CN=billing",
 			"grant_types": []string{"client_credentials"}, "tls_client_certificate_bound_access_tokens": true, "resources": []string{audience},
 		},
-		"proxy": {"client_id": "proxy", "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "CN=proxy"},
+		"proxy": {"client_id": "proxy", "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "CN=proxy", "introspection_resources": []string{audience}},
 	} {
 		data, _ := json.Marshal(doc)
 		if err := os.WriteFile(filepath.Join(clients, name+".json"), data, 0o600); err != nil {

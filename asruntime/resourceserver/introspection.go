@@ -8,15 +8,21 @@ package resourceserver
 // cnf), exactly as without introspection; only a token that passes is
 // introspected, so forged or foreign tokens never cost the authorization
 // server a request. A token that is not a JWS at all (no two dots) is
-// opaque: introspection alone decides, and the claims — cnf["x5t#S256"]
-// included (RFC 8705 §3.2) — come from the response, whose iss, aud and exp
-// are checked like a JWT's.
+// opaque. The certbound authorization server never issues opaque tokens,
+// so by default they are refused as invalid without a request: otherwise
+// every random bearer string would cost the authorization server an
+// introspection. With AllowOpaqueTokens, introspection alone decides, and
+// the claims — cnf["x5t#S256"] included (RFC 8705 §3.2) — come from the
+// response, whose iss, aud and exp are checked like a JWT's.
 //
 // Answers are cached under the SHA-256 of the token (the token itself is
 // never kept, logged or put in an error), for at most CacheTTL and never
 // past the token's exp: a revocation is seen by this resource server within
-// CacheTTL. An endpoint that cannot be reached or does not answer 200 makes
-// the request fail with ErrIntrospectionUnavailable (503): fail closed.
+// CacheTTL. Active and inactive answers are kept in two bounded LRU caches,
+// so that inactive answers (junk opaque tokens, when allowed) only ever
+// push out other inactive answers, never an active token's. An endpoint
+// that cannot be reached or does not answer 200 makes the request fail with
+// ErrIntrospectionUnavailable (503): fail closed.
 
 import (
 	"context"
@@ -34,6 +40,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
+	"k8s.io/utils/lru"
 )
 
 // DefaultIntrospectionCacheTTL is how long an introspection answer is
@@ -41,9 +48,14 @@ import (
 // is seen.
 const DefaultIntrospectionCacheTTL = 30 * time.Second
 
-// maxIntrospectionCacheEntries bounds the cache; when it is full the
-// expired answers are dropped, and if none has expired, all of them.
-const maxIntrospectionCacheEntries = 10_000
+// The sizes of the two answer caches, least recently used first out.
+// Active answers belong to tokens the authorization server issued and the
+// verifier has already checked, so their number is that of the live
+// tokens in use; inactive ones are mostly revoked tokens still presented.
+const (
+	maxActiveCacheEntries   = 10_000
+	maxInactiveCacheEntries = 1_000
+)
 
 // Introspection configures the introspection mode. The resource server is
 // a registered client of the authorization server: give ClientID and
@@ -70,6 +82,11 @@ type Introspection struct {
 	// seen within CacheTTL. Zero: DefaultIntrospectionCacheTTL; negative:
 	// every request is introspected.
 	CacheTTL time.Duration
+	// AllowOpaqueTokens lets tokens that are not JWTs in, on the
+	// introspection endpoint's answer. False: they are refused as invalid
+	// without asking it, since the certbound authorization server issues
+	// JWTs only.
+	AllowOpaqueTokens bool
 }
 
 func (c *Introspection) check() error {
@@ -124,30 +141,34 @@ type cachedAnswer struct {
 
 // introspector asks the introspection endpoint and caches the answers.
 type introspector struct {
-	client   *http.Client
-	issuer   string
-	clientID string
-	secret   string
-	mtls     bool
-	ttl      time.Duration
-	now      func() time.Time
+	client      *http.Client
+	issuer      string
+	clientID    string
+	secret      string
+	mtls        bool
+	ttl         time.Duration
+	now         func() time.Time
+	allowOpaque bool
+	// active and inactive cache the answers by the token's SHA-256.
+	active, inactive *lru.Cache
 
 	mu       sync.Mutex
 	endpoint string // configured or, once found, discovered
-	cache    map[[sha256.Size]byte]cachedAnswer
 }
 
 func newIntrospector(cfg *Introspection, client *http.Client, issuer string, now func() time.Time) *introspector {
 	return &introspector{
-		client:   client,
-		issuer:   issuer,
-		clientID: cfg.ClientID,
-		secret:   cfg.ClientSecret,
-		mtls:     cfg.ClientSecret == "",
-		ttl:      orDefault(cfg.CacheTTL, DefaultIntrospectionCacheTTL),
-		now:      now,
-		endpoint: cfg.Endpoint,
-		cache:    make(map[[sha256.Size]byte]cachedAnswer),
+		client:      client,
+		issuer:      issuer,
+		clientID:    cfg.ClientID,
+		secret:      cfg.ClientSecret,
+		mtls:        cfg.ClientSecret == "",
+		ttl:         orDefault(cfg.CacheTTL, DefaultIntrospectionCacheTTL),
+		now:         now,
+		allowOpaque: cfg.AllowOpaqueTokens,
+		active:      lru.New(maxActiveCacheEntries),
+		inactive:    lru.New(maxInactiveCacheEntries),
+		endpoint:    cfg.Endpoint,
 	}
 }
 
@@ -156,11 +177,8 @@ func newIntrospector(cfg *Introspection, client *http.Client, issuer string, now
 // the caching of an inactive answer.
 func (in *introspector) answer(ctx context.Context, raw string, exp time.Time) (*introspectionAnswer, error) {
 	key := sha256.Sum256([]byte(raw))
-	in.mu.Lock()
-	c, ok := in.cache[key]
-	in.mu.Unlock()
-	if ok && in.now().Before(c.until) {
-		return c.answer, nil
+	if c, ok := in.cached(key); ok {
+		return c, nil
 	}
 	a, err := in.ask(ctx, raw)
 	if err != nil {
@@ -174,26 +192,32 @@ func (in *introspector) answer(ctx context.Context, raw string, exp time.Time) (
 		if !exp.IsZero() && exp.Before(until) {
 			until = exp
 		}
-		in.store(key, cachedAnswer{answer: a, until: until})
+		c := cachedAnswer{answer: a, until: until}
+		if a.Active {
+			in.inactive.Remove(key)
+			in.active.Add(key, c)
+		} else {
+			in.active.Remove(key)
+			in.inactive.Add(key, c)
+		}
 	}
 	return a, nil
 }
 
-func (in *introspector) store(key [sha256.Size]byte, c cachedAnswer) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if len(in.cache) >= maxIntrospectionCacheEntries {
-		now := in.now()
-		for k, old := range in.cache {
-			if !now.Before(old.until) {
-				delete(in.cache, k)
-			}
+// cached returns the fresh answer cached for the token whose SHA-256 is
+// key, dropping a stale one.
+func (in *introspector) cached(key [sha256.Size]byte) (*introspectionAnswer, bool) {
+	for _, cache := range []*lru.Cache{in.active, in.inactive} {
+		v, ok := cache.Get(key)
+		if !ok {
+			continue
 		}
-		if len(in.cache) >= maxIntrospectionCacheEntries {
-			clear(in.cache)
+		if c := v.(cachedAnswer); in.now().Before(c.until) {
+			return c.answer, true
 		}
+		cache.Remove(key)
 	}
-	in.cache[key] = c
+	return nil, false
 }
 
 // ask posts the token to the introspection endpoint.
@@ -294,8 +318,11 @@ func (v *Verifier) confirmActive(ctx context.Context, raw string, exp time.Time)
 }
 
 // verifyOpaque takes an opaque token's claims from the introspection
-// response, checked like a JWT's.
+// response, checked like a JWT's, if opaque tokens are allowed.
 func (v *Verifier) verifyOpaque(ctx context.Context, raw string) (*Claims, error) {
+	if !v.introspection.allowOpaque {
+		return nil, ErrInvalidToken.with("not a JWT, and opaque tokens are not allowed")
+	}
 	a, err := v.introspection.answer(ctx, raw, time.Time{})
 	if err != nil {
 		return nil, ErrIntrospectionUnavailable.with("%w", err)

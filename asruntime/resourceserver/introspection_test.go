@@ -39,7 +39,7 @@ type realAS struct {
 	stop            func()
 }
 
-const resourceSecret = "s3cret+/="
+const resourceSecret = "s3cret+/=-correct-horse-battery-staple"
 
 func startRealAS(t *testing.T) *realAS {
 	t.Helper()
@@ -51,8 +51,8 @@ func startRealAS(t *testing.T) *realAS {
 			"client_id": "billing", "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "CN=billing",
 			"grant_types": []string{"client_credentials"}, "tls_client_certificate_bound_access_tokens": true, "resources": []string{audience},
 		},
-		"resource-mtls":   {"client_id": "resource-mtls", "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "CN=resource"},
-		"resource-secret": {"client_id": "resource-secret", "token_endpoint_auth_method": "client_secret_basic", "client_secret": resourceSecret},
+		"resource-mtls":   {"client_id": "resource-mtls", "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "CN=resource", "introspection_resources": []string{audience}},
+		"resource-secret": {"client_id": "resource-secret", "token_endpoint_auth_method": "client_secret_basic", "client_secret": resourceSecret, "introspection_resources": []string{audience}},
 	} {
 		data, err := json.Marshal(doc)
 		if err != nil {
@@ -244,7 +244,9 @@ func stubIntrospection(t *testing.T, token string, answer map[string]any) (endpo
 	return srv.URL + "/introspect", ca, asked
 }
 
-func TestOpaqueTokensAreIntrospected(t *testing.T) {
+// TestAllowedOpaqueTokensAreIntrospected: with AllowOpaqueTokens,
+// introspection alone decides about a token that is not a JWT.
+func TestAllowedOpaqueTokensAreIntrospected(t *testing.T) {
 	clientCA := rstest.NewCA(t, "client CA")
 	cert := clientCA.ClientCertificate(t, "billing")
 	other := clientCA.ClientCertificate(t, "billing")
@@ -254,7 +256,7 @@ func TestOpaqueTokensAreIntrospected(t *testing.T) {
 		endpoint, ca, asked := stubIntrospection(t, opaque, answer)
 		v, err := resourceserver.New(resourceserver.Config{
 			Issuer: issuer, Audience: audience, RootCAs: ca.Pool(),
-			Introspection: &resourceserver.Introspection{Endpoint: endpoint, ClientID: "resource", ClientSecret: resourceSecret},
+			Introspection: &resourceserver.Introspection{Endpoint: endpoint, ClientID: "resource", ClientSecret: resourceSecret, AllowOpaqueTokens: true},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -328,5 +330,87 @@ func TestIntrospectionConfigIsChecked(t *testing.T) {
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%s: error %v, want one mentioning %q", name, err, c.want)
 		}
+	}
+}
+
+// TestOpaqueTokensAreRefusedWithoutAsking: a bearer string that is not a
+// JWT costs the authorization server nothing unless opaque tokens are
+// allowed, and neither does one shaped like a JWT that does not parse.
+func TestOpaqueTokensAreRefusedWithoutAsking(t *testing.T) {
+	cert := rstest.NewCA(t, "client CA").ClientCertificate(t, "billing")
+	const issuer, opaque = "https://as.example.test", "opaque-token-value"
+	answer := map[string]any{
+		"active": true, "iss": issuer, "aud": audience, "client_id": "billing",
+		"exp": time.Now().Add(time.Minute).Unix(), "cnf": map[string]string{certbinding.ConfirmationKey: certbinding.Thumbprint(cert.Leaf.Raw)},
+	}
+	for _, c := range []struct {
+		name       string
+		allow      bool
+		token      string
+		wantReason string
+		wantAsked  int32
+	}{
+		{"an opaque token", false, opaque, resourceserver.ErrInvalidToken.Reason, 0},
+		{"an opaque token, allowed", true, opaque, "", 1},
+		{"three dot-separated segments of junk", false, "a.b.c", resourceserver.ErrInvalidToken.Reason, 0},
+		{"three dot-separated segments of junk, opaque allowed", true, "a.b.c", resourceserver.ErrInvalidToken.Reason, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			endpoint, ca, asked := stubIntrospection(t, opaque, answer)
+			v, err := resourceserver.New(resourceserver.Config{
+				Issuer: issuer, Audience: audience, RootCAs: ca.Pool(),
+				Introspection: &resourceserver.Introspection{Endpoint: endpoint, ClientID: "resource", ClientSecret: resourceSecret, AllowOpaqueTokens: c.allow},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := newResource(t, v).get(t, &cert, "Bearer "+c.token)
+			if c.wantReason == "" && a.status != http.StatusOK || c.wantReason != "" && a.reason != c.wantReason {
+				t.Fatalf("%+v, want reason %q", a, c.wantReason)
+			}
+			if n := asked.Load(); n != c.wantAsked {
+				t.Fatalf("the introspection endpoint was asked %d times, want %d", n, c.wantAsked)
+			}
+		})
+	}
+}
+
+// TestInactiveAnswersDoNotEvictActiveOnes: a stream of junk opaque tokens
+// (each one inactive) fills the inactive cache only; the active token's
+// answer stays cached, so it costs no further introspection.
+func TestInactiveAnswersDoNotEvictActiveOnes(t *testing.T) {
+	cert := rstest.NewCA(t, "client CA").ClientCertificate(t, "billing")
+	const issuer, opaque = "https://as.example.test", "opaque-token-value"
+	endpoint, ca, asked := stubIntrospection(t, opaque, map[string]any{
+		"active": true, "iss": issuer, "aud": audience, "client_id": "billing",
+		"exp": time.Now().Add(time.Minute).Unix(), "cnf": map[string]string{certbinding.ConfirmationKey: certbinding.Thumbprint(cert.Leaf.Raw)},
+	})
+	v, err := resourceserver.New(resourceserver.Config{
+		Issuer: issuer, Audience: audience, RootCAs: ca.Pool(),
+		Introspection: &resourceserver.Introspection{Endpoint: endpoint, ClientID: "resource", ClientSecret: resourceSecret, AllowOpaqueTokens: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const cacheSize = 4
+	resourceserver.SetIntrospectionCacheSizes(v, cacheSize, cacheSize)
+	res := newResource(t, v)
+	if a := res.get(t, &cert, "Bearer "+opaque); a.status != http.StatusOK {
+		t.Fatalf("the active token: %+v", a)
+	}
+	const junk = 5 * cacheSize
+	for i := range junk {
+		if a := res.get(t, &cert, fmt.Sprintf("Bearer junk-%d", i)); a.reason != resourceserver.ErrTokenInactive.Reason {
+			t.Fatalf("junk token %d: %+v", i, a)
+		}
+	}
+	if a := res.get(t, &cert, "Bearer "+opaque); a.status != http.StatusOK {
+		t.Fatalf("the active token after the junk: %+v", a)
+	}
+	if a := res.get(t, &cert, fmt.Sprintf("Bearer junk-%d", junk-1)); a.reason != resourceserver.ErrTokenInactive.Reason {
+		t.Fatalf("the last junk token again: %+v", a)
+	}
+	if n := asked.Load(); n != 1+junk {
+		t.Fatalf("the introspection endpoint was asked %d times, want %d: the active answer was evicted or the last inactive one not cached", n, 1+junk)
 	}
 }

@@ -7,7 +7,8 @@
 // at+jwt, carrying cnf["x5t#S256"], the SHA-256 thumbprint of the client
 // certificate (RFC 8705 §3.1). With Config.Introspection the verifier also
 // asks the authorization server whether each token is still active (RFC
-// 7662), and accepts opaque tokens on its answer (see introspection.go).
+// 7662); opaque tokens are refused unless Introspection.AllowOpaqueTokens
+// lets them in on its answer (see introspection.go).
 package resourceserver
 
 import (
@@ -91,8 +92,8 @@ type Config struct {
 	// the request's TLS connection only.
 	ClientCertificates *clientcert.Source
 	// Introspection, when set, has every token confirmed active at the
-	// authorization server's introspection endpoint (RFC 7662), and lets
-	// opaque tokens in; see Introspection. Nil: tokens are verified
+	// authorization server's introspection endpoint (RFC 7662), and, with
+	// AllowOpaqueTokens, lets opaque tokens in; see Introspection. Nil: tokens are verified
 	// locally only, and a revoked token is accepted until it expires.
 	Introspection *Introspection
 }

@@ -399,27 +399,36 @@ func postForm(ctx context.Context, t *testing.T, w *devcluster.Workload, path st
 }
 
 // TestRevocationIsSharedAndSurvivesRestarts: a workload revokes its token at
-// the in-cluster authorization server; introspection then says inactive,
+// the in-cluster authorization server; introspection by the ledger's
+// resource server (ledger-sync, introspectionAudiences) then says inactive,
 // also after the server's process is killed and restarted (revocations are
 // ConfigMaps in the server's namespace), while another client's attempt to
-// revoke a token it does not own changes nothing.
+// revoke a token it does not own changes nothing, and that client, no
+// resource server, learns nothing of the token by introspecting it.
 func TestRevocationIsSharedAndSurvivesRestarts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	owner, other := workload(ctx, t, "billing-worker"), workload(ctx, t, "reporting")
+	owner, other, resourceServer := workload(ctx, t, "billing-worker"), workload(ctx, t, "reporting"), workload(ctx, t, "ledger-sync")
 	token, _, err := owner.Token(ctx, cluster.Dialer())
 	if err != nil {
 		t.Fatal(err)
 	}
-	introspect := func() string {
-		status, body := postForm(ctx, t, other, "/introspect", url.Values{"client_id": {other.ClientID}, "token": {token}})
+	introspectAs := func(caller *devcluster.Workload) string {
+		status, body := postForm(ctx, t, caller, "/introspect", url.Values{"client_id": {caller.ClientID}, "token": {token}})
 		if status != http.StatusOK {
-			t.Fatalf("introspect: %d %s", status, body)
+			t.Fatalf("introspect as %s: %d %s", caller.ClientID, status, body)
 		}
 		return body
 	}
+	introspect := func() string { return introspectAs(resourceServer) }
 	if body := introspect(); !strings.Contains(body, `"active":true`) || !strings.Contains(body, certbinding.Thumbprint(owner.Certificate.Certificate[0])) {
 		t.Fatalf("a fresh token introspects as %s, want active with its cnf", body)
+	}
+	if body := introspectAs(other); body != `{"active":false}` {
+		t.Fatalf("a client that is neither the token's nor a resource server of its audience introspects it as %s", body)
+	}
+	if body := introspectAs(owner); !strings.Contains(body, `"active":true`) {
+		t.Fatalf("the owner introspects its own token as %s", body)
 	}
 	if status, body := postForm(ctx, t, other, "/revoke", url.Values{"client_id": {other.ClientID}, "token": {token}}); status == http.StatusOK {
 		t.Fatalf("another client revoked the token: %d %s", status, body)
@@ -437,7 +446,7 @@ func TestRevocationIsSharedAndSurvivesRestarts(t *testing.T) {
 		t.Fatal("no local authorization-server process to kill")
 	}
 	poll.UntilContext(ctx, t, "the restarted server still knows the revocation", func() (bool, string) {
-		status, body := postForm(ctx, t, other, "/introspect", url.Values{"client_id": {other.ClientID}, "token": {token}})
+		status, body := postForm(ctx, t, resourceServer, "/introspect", url.Values{"client_id": {resourceServer.ClientID}, "token": {token}})
 		return status == http.StatusOK && body == `{"active":false}`, fmt.Sprintf("%d %s", status, body)
 	})
 }

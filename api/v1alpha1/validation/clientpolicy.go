@@ -69,6 +69,11 @@ func validateClientPolicy(p v1alpha1.ClientPolicy, path *field.Path) (warnings [
 		audienceURIs[i], audienceSelectors[i] = ap.URI, ap.Namespaces
 	}
 	errs = append(errs, validateGrants(audienceURIs, audienceSelectors, maxPolicyAudience, path.Child("audiences"), "uri", validateAudienceURI)...)
+	for i, ap := range p.Audiences {
+		if ap.ResourceServerNamespaces != nil {
+			errs = append(errs, metav1validation.ValidateLabelSelector(ap.ResourceServerNamespaces, metav1validation.LabelSelectorValidationOptions{}, path.Child("audiences").Index(i).Child("resourceServerNamespaces"))...)
+		}
+	}
 	return warnings, errs
 }
 

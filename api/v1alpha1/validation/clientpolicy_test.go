@@ -111,6 +111,10 @@ func TestValidateClientPolicy(t *testing.T) {
 			policy: v1alpha1.ClientPolicy{Audiences: []v1alpha1.AudiencePolicy{{URI: "urn:example:a", Namespaces: badSelector}}},
 			errs:   []refusal{{"spec.clientPolicy.audiences[0].namespaces.matchExpressions[0].operator", "not a valid selector operator"}},
 		},
+		"a malformed resource server selector is refused": {
+			policy: v1alpha1.ClientPolicy{Audiences: []v1alpha1.AudiencePolicy{{URI: "urn:example:a", ResourceServerNamespaces: badSelector}}},
+			errs:   []refusal{{"spec.clientPolicy.audiences[0].resourceServerNamespaces.matchExpressions[0].operator", "not a valid selector operator"}},
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			warnings, errs := ValidateAuthorizationServer(withPolicy(tc.policy), nil)
@@ -167,6 +171,16 @@ func TestValidateOAuthClientAudiences(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, errs := ValidateOAuthClient(with(dnClient("CN=a"), func(c *v1alpha1.OAuthClient) { c.Spec.Audiences = tc.audiences }), nil)
 			assertRefusals(t, errs, tc.errs)
+		})
+		// spec.introspectionAudiences follows the same rules.
+		t.Run("introspectionAudiences: "+name, func(t *testing.T) {
+			_, errs := ValidateOAuthClient(with(dnClient("CN=a"), func(c *v1alpha1.OAuthClient) { c.Spec.IntrospectionAudiences = tc.audiences }), nil)
+			want := make([]refusal, len(tc.errs))
+			for i, r := range tc.errs {
+				want[i] = r
+				want[i].path = strings.Replace(r.path, "spec.audiences", "spec.introspectionAudiences", 1)
+			}
+			assertRefusals(t, errs, want)
 		})
 	}
 }

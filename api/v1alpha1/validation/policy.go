@@ -28,20 +28,24 @@ const (
 	// ReasonAudienceNotAllowed: an audience of spec.audiences is not
 	// granted to clients of the client's namespace.
 	ReasonAudienceNotAllowed = "AudienceNotAllowed"
+	// ReasonIntrospectionAudienceNotAllowed: an audience of
+	// spec.introspectionAudiences is not one whose resource server clients
+	// of the client's namespace may be.
+	ReasonIntrospectionAudienceNotAllowed = "IntrospectionAudienceNotAllowed"
 )
 
 // PolicyViolation is one way an OAuthClient breaks its AuthorizationServer's
 // client policy.
 type PolicyViolation struct {
-	// Reason is ReasonSubjectNotAllowed, ReasonScopeNotAllowed or
-	// ReasonAudienceNotAllowed.
+	// Reason is ReasonSubjectNotAllowed, ReasonScopeNotAllowed,
+	// ReasonAudienceNotAllowed or ReasonIntrospectionAudienceNotAllowed.
 	Reason string
 	// Message says what is refused and what the client may do instead. It
 	// names the client's own values and the server, never other tenants'
 	// objects.
 	Message string
 	// Field is the OAuthClient field at fault (spec.subject,
-	// spec.scopes[i], spec.audiences[i]).
+	// spec.scopes[i], spec.audiences[i], spec.introspectionAudiences[i]).
 	Field *field.Path
 }
 
@@ -61,6 +65,10 @@ type PolicyViolation struct {
 //   - Each scope must be listed in clientPolicy.scopes with a namespaces
 //     selector that matches namespaceLabels (nil selects every namespace);
 //     the same for each audience and clientPolicy.audiences.
+//   - Each introspection audience must be listed in clientPolicy.audiences
+//     with a resourceServerNamespaces selector that matches
+//     namespaceLabels; nil selects no namespace, so being granted an
+//     audience never makes a client its resource server.
 func CheckClientAgainstPolicy(client *v1alpha1.OAuthClient, as *v1alpha1.AuthorizationServer, namespaceLabels map[string]string) []PolicyViolation {
 	if client == nil || as == nil {
 		return nil
@@ -98,6 +106,20 @@ func CheckClientAgainstPolicy(client *v1alpha1.OAuthClient, as *v1alpha1.Authori
 			Reason:  ReasonAudienceNotAllowed,
 			Message: fmt.Sprintf("audience %q is not among the audiences %s issues tokens for to clients in namespace %s: remove it from spec.audiences, or ask the server's owner to list it in spec.clientPolicy.audiences for this namespace", aud, server, client.Namespace),
 			Field:   spec.Child("audiences").Index(i),
+		})
+	}
+	resourceServers := make(map[string]*metav1.LabelSelector, len(policy.Audiences))
+	for _, ap := range policy.Audiences {
+		if ap.ResourceServerNamespaces != nil {
+			resourceServers[ap.URI] = ap.ResourceServerNamespaces
+		}
+	}
+	for _, i := range ungranted(client.Spec.IntrospectionAudiences, resourceServers, namespaceLabels) {
+		aud := client.Spec.IntrospectionAudiences[i]
+		out = append(out, PolicyViolation{
+			Reason:  ReasonIntrospectionAudienceNotAllowed,
+			Message: fmt.Sprintf("%s does not let clients in namespace %s act as resource server for audience %q (introspect other clients' tokens issued for it): remove it from spec.introspectionAudiences, or ask the server's owner to select this namespace in resourceServerNamespaces of that audience in spec.clientPolicy.audiences", server, client.Namespace, aud),
+			Field:   spec.Child("introspectionAudiences").Index(i),
 		})
 	}
 	return out

@@ -184,6 +184,32 @@ func TestCheckClientAgainstPolicy(t *testing.T) {
 			labels: map[string]string{"team": "payments"},
 		},
 
+		// Introspection audiences (resource servers).
+		"a granted audience does not make its client a resource server": {
+			client: policyClient(spiffe, func(c *v1alpha1.OAuthClient) {
+				c.Spec.Audiences = []string{"urn:example:ledger"}
+				c.Spec.IntrospectionAudiences = []string{"urn:example:ledger"}
+			}),
+			policy: v1alpha1.ClientPolicy{Audiences: []v1alpha1.AudiencePolicy{{URI: "urn:example:ledger"}}},
+			want:   []violation{{ReasonIntrospectionAudienceNotAllowed, "spec.introspectionAudiences[0]", `clients in namespace billing act as resource server for audience "urn:example:ledger"`}},
+		},
+		"an unlisted introspection audience is refused": {
+			client: policyClient(spiffe, func(c *v1alpha1.OAuthClient) { c.Spec.IntrospectionAudiences = []string{"urn:example:other"} }),
+			policy: v1alpha1.ClientPolicy{Audiences: []v1alpha1.AudiencePolicy{{URI: "urn:example:ledger", ResourceServerNamespaces: &metav1.LabelSelector{}}}},
+			want:   []violation{{ReasonIntrospectionAudienceNotAllowed, "spec.introspectionAudiences[0]", `"urn:example:other"`}},
+		},
+		"a resource server namespace may introspect for the audience": {
+			client: policyClient(spiffe, func(c *v1alpha1.OAuthClient) { c.Spec.IntrospectionAudiences = []string{"urn:example:ledger"} }),
+			policy: v1alpha1.ClientPolicy{Audiences: []v1alpha1.AudiencePolicy{{URI: "urn:example:ledger", Namespaces: payments, ResourceServerNamespaces: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "billing"}}}}},
+			labels: billingLabels,
+		},
+		"another namespace may not introspect for the audience": {
+			client: policyClient(spiffe, func(c *v1alpha1.OAuthClient) { c.Spec.IntrospectionAudiences = []string{"urn:example:ledger"} }),
+			policy: v1alpha1.ClientPolicy{Audiences: []v1alpha1.AudiencePolicy{{URI: "urn:example:ledger", ResourceServerNamespaces: payments}}},
+			labels: billingLabels,
+			want:   []violation{{ReasonIntrospectionAudienceNotAllowed, "spec.introspectionAudiences[0]", "resourceServerNamespaces"}},
+		},
+
 		"every violation is reported, subject first": {
 			client: policyClient(v1alpha1.ClientSubject{IP: "10.0.0.1"}, func(c *v1alpha1.OAuthClient) {
 				c.Spec.Scopes = []string{"admin"}
