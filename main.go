@@ -1,7 +1,9 @@
 // Command certbound is the one binary of certbound: the operator
 // (`certbound manager`), the RFC 8705 authorization server it deploys
-// (`certbound authorization-server`) and the certificate-bound-token
-// reverse proxy for protected resources (`certbound resource-proxy`).
+// (`certbound authorization-server`), the certificate-bound-token
+// reverse proxy for protected resources (`certbound resource-proxy`) and
+// the sidecar that keeps a zero-Secret workload's bound token
+// (`certbound token-agent`).
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 
 	"github.com/certbound/certbound/asruntime"
 	"github.com/certbound/certbound/asruntime/resourceproxy"
+	"github.com/certbound/certbound/pkg/boundtoken/agent"
 )
 
 type subcommand struct {
@@ -24,11 +27,12 @@ var subcommands = map[string]subcommand{
 	"manager":              {"run the operator (OAuthClient and AuthorizationServer controllers, webhooks)", runManager},
 	"authorization-server": {"run the RFC 8705 authorization server", asruntime.RunAuthorizationServer},
 	"resource-proxy":       {"run an mTLS reverse proxy that demands certificate-bound access tokens", resourceproxy.Run},
+	"token-agent":          {"run a workload sidecar that keeps a certificate-bound token from the pod's service-account token", agent.Run},
 }
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: certbound <subcommand> [flags]\n\nsubcommands:\n")
-	for _, name := range []string{"manager", "authorization-server", "resource-proxy"} {
+	for _, name := range []string{"manager", "authorization-server", "resource-proxy", "token-agent"} {
 		fmt.Fprintf(os.Stderr, "  %-22s %s\n", name, subcommands[name].summary)
 	}
 	fmt.Fprintf(os.Stderr, "\n`certbound <subcommand> --help` lists a subcommand's flags.\n")

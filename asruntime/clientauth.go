@@ -7,7 +7,6 @@ package asruntime
 
 import (
 	"context"
-	"crypto/subtle"
 	"crypto/x509"
 	"net"
 	"net/http"
@@ -122,18 +121,30 @@ func (s *Server) authenticate(ctx context.Context, req *tokenRequest, certs []*x
 			return res, f
 		}
 		res.cert = certs[0]
+	case AuthMethodNone:
+		// A public client (RFC 6749 §2.1) names itself with client_id and
+		// nothing else; its grant proves who it is. RFC 8705 §4: the
+		// certificate is not validated against anything — it must only be
+		// there, its key proven by the handshake, for tokens to bind to.
+		if req.basicPresent || req.clientSecret != "" {
+			return res, failMethodMismatch
+		}
+		if len(certs) == 0 {
+			return res, failNoCertificate
+		}
+		res.cert = certs[0]
 	case AuthMethodClientSecretBasic:
 		if !req.basicPresent || req.clientSecret != "" {
 			return res, failMethodMismatch
 		}
-		if !secretEqual(client.secret, req.basicSecret) {
+		if !client.secret.matches(ctx, req.basicSecret) {
 			return res, failSecretMismatch
 		}
 	case AuthMethodClientSecretPost:
 		if req.basicPresent {
 			return res, failMethodMismatch
 		}
-		if !secretEqual(client.secret, req.clientSecret) {
+		if !client.secret.matches(ctx, req.clientSecret) {
 			return res, failSecretMismatch
 		}
 	}
@@ -149,11 +160,6 @@ func certificateCurrent(client *Client, leaf *x509.Certificate) authFailure {
 		return failCertBeforeRegistration
 	}
 	return ""
-}
-
-// secretEqual compares in time that depends only on the lengths.
-func secretEqual(registered []byte, presented string) bool {
-	return subtle.ConstantTimeCompare(registered, []byte(presented)) == 1
 }
 
 // connKey is the context key of the per-connection state that

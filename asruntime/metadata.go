@@ -40,7 +40,10 @@ type serverMetadata struct {
 // buildMetadata renders the metadata document once; it never changes while
 // the server runs. response_types_supported is required by RFC 8414 but
 // this server has no authorization endpoint, hence the empty list.
-func buildMetadata(issuer, mtlsBaseURL string) ([]byte, error) {
+// publicClients adds the public service-account clients' grants and their
+// method none, offered only when the server can review service account
+// tokens.
+func buildMetadata(issuer, mtlsBaseURL string, publicClients bool) ([]byte, error) {
 	base := strings.TrimSuffix(issuer, "/")
 	mtls := strings.TrimSuffix(mtlsBaseURL, "/")
 	// The same client authentication guards the three endpoints.
@@ -48,12 +51,17 @@ func buildMetadata(issuer, mtlsBaseURL string) ([]byte, error) {
 		AuthMethodTLSClientAuth, AuthMethodSelfSignedTLSClientAuth,
 		AuthMethodClientSecretBasic, AuthMethodClientSecretPost,
 	}
+	grants := []string{GrantTypeClientCredentials}
+	if publicClients {
+		methods = append(methods, AuthMethodNone)
+		grants = append(grants, GrantTypeTokenExchange, GrantTypeRefreshToken)
+	}
 	return json.Marshal(serverMetadata{
 		Issuer:                            issuer,
 		TokenEndpoint:                     base + tokenPath,
 		JWKSURI:                           base + jwksPath,
 		ResponseTypesSupported:            []string{},
-		GrantTypesSupported:               []string{GrantTypeClientCredentials},
+		GrantTypesSupported:               grants,
 		TokenEndpointAuthMethodsSupported: methods,
 		IntrospectionEndpoint:             base + introspectionPath,
 		IntrospectionAuthMethodsSupported: methods,

@@ -150,6 +150,10 @@ func (r *ClientRegistrationRegistry) rebuild() {
 		case err != nil:
 			reject(sourceOf(obj), err)
 		case ours:
+			if err := serviceAccountOfHolder(reg); err != nil {
+				reject(sourceOf(obj), err)
+				continue
+			}
 			regs = append(regs, reg)
 		}
 	}
@@ -191,6 +195,25 @@ func (r *ClientRegistrationRegistry) convert(obj any) (reg *v1alpha1.ClientRegis
 			registration.LabelAuthorizationServer, r.asName, reg.Spec.AuthorizationServerName)
 	}
 	return reg, true, nil
+}
+
+// serviceAccountOfHolder refuses a registration whose service_account is
+// in another namespace than the OAuthClient holding it. The operator never
+// writes one (policy and webhook refuse it); checking it here as well means
+// a registration written by anyone else can never let one namespace's
+// client exchange another namespace's service account tokens.
+func serviceAccountOfHolder(reg *v1alpha1.ClientRegistration) error {
+	if reg.Spec.Client.ServiceAccount == "" {
+		return nil
+	}
+	namespace, _, err := parseServiceAccountUsername(reg.Spec.Client.ServiceAccount)
+	if err != nil {
+		return fmt.Errorf("client %q: service_account: %w", reg.Spec.Client.ClientID, err)
+	}
+	if namespace != reg.Spec.Holder.Namespace {
+		return fmt.Errorf("client %q: service_account is in namespace %q, the client is in %q", reg.Spec.Client.ClientID, namespace, reg.Spec.Holder.Namespace)
+	}
+	return nil
 }
 
 func sourceOf(obj any) string {

@@ -1,8 +1,9 @@
 package asruntime
 
-// The token endpoint: client_credentials grant, RFC 9068 JWT access tokens,
-// bound to the client certificate (RFC 8705 §3.1) whenever one was
-// authenticated. The claims and the response are appended by hand: they
+// The token endpoint: client_credentials grant (and, in tokenexchange.go,
+// the public clients' token exchange and refresh grants), RFC 9068 JWT
+// access tokens, bound to the client certificate (RFC 8705 §3.1) whenever
+// one was authenticated. The claims and the response are appended by hand: they
 // are small and fixed in shape, and building them without reflection keeps
 // issuance close to the cost of the signature itself.
 
@@ -50,7 +51,18 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	client := auth.client
-	if req.grantType != GrantTypeClientCredentials {
+	switch {
+	case req.grantType == GrantTypeClientCredentials:
+	case req.grantType == GrantTypeTokenExchange && s.publicGrantsOffered():
+		s.tokenExchange(w, r, &req, auth)
+		return
+	case req.grantType == GrantTypeRefreshToken && s.publicGrantsOffered():
+		s.refresh(w, r, &req, auth)
+		return
+	case s.publicGrantsOffered():
+		s.tokenError(w, r, errGrantNotSupported, client)
+		return
+	default:
 		s.tokenError(w, r, errUnsupportedGrantType, client)
 		return
 	}
@@ -85,14 +97,14 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if bindTo != nil {
 		thumbprint = certbinding.Thumbprint(bindTo.Raw)
 	}
-	token, err := s.issue(client, scope, aud, thumbprint)
+	token, err := s.issue(client, client.ID, scope, aud, thumbprint)
 	if err != nil {
 		s.log.Error("sign access token", "client_id", client.ID, "error", err)
 		s.tokenError(w, r, errServer, client)
 		return
 	}
 	s.metrics.tokenIssued()
-	s.writeToken(w, token, scope)
+	s.writeToken(w, tokenResponseFields{accessToken: token, scope: scope})
 }
 
 func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, e *oauthError, client *Client) {
@@ -145,8 +157,11 @@ func (s *Server) audience(client *Client, requested []string) ([]string, bool) {
 	return requested, true
 }
 
-// issue signs an RFC 9068 access token.
-func (s *Server) issue(client *Client, scope string, aud []string, thumbprint string) (string, error) {
+// issue signs an RFC 9068 access token. sub is the client_id for a client
+// acting for itself (client_credentials) and the service account user name
+// for a token exchange (RFC 8693 §2.2.1: the token is about the subject
+// token's subject; RFC 9068 §2.2: sub identifies the principal).
+func (s *Server) issue(client *Client, sub, scope string, aud []string, thumbprint string) (string, error) {
 	var jti [16]byte
 	if _, err := rand.Read(jti[:]); err != nil {
 		return "", err
@@ -155,7 +170,7 @@ func (s *Server) issue(client *Client, scope string, aud []string, thumbprint st
 	b := make([]byte, 0, 384)
 	b = append(b, s.claimsPrefix...)
 	b = append(b, `,"sub":`...)
-	b = appendJSONString(b, client.ID)
+	b = appendJSONString(b, sub)
 	b = append(b, `,"client_id":`...)
 	b = appendJSONString(b, client.ID)
 	b = append(b, `,"aud":`...)
@@ -191,15 +206,35 @@ func (s *Server) issue(client *Client, scope string, aud []string, thumbprint st
 	return s.keys.sign(b)
 }
 
-func (s *Server) writeToken(w http.ResponseWriter, token, scope string) {
-	b := make([]byte, 0, len(token)+128)
+// tokenResponseFields are the members of a successful token response
+// (RFC 6749 §5.1, RFC 8693 §2.2.1); empty ones are left out.
+type tokenResponseFields struct {
+	accessToken     string
+	scope           string
+	issuedTokenType string
+	refreshToken    string
+}
+
+// writeToken answers with an access token. token_type is Bearer for bound
+// tokens too: RFC 8705 defines no token type, and a resource server learns
+// of the binding from the token's cnf claim.
+func (s *Server) writeToken(w http.ResponseWriter, f tokenResponseFields) {
+	b := make([]byte, 0, len(f.accessToken)+256)
 	b = append(b, `{"access_token":"`...)
-	b = append(b, token...)
+	b = append(b, f.accessToken...)
 	b = append(b, `","token_type":"Bearer","expires_in":`...)
 	b = strconv.AppendInt(b, int64(s.ttl.Seconds()), 10)
-	if scope != "" {
+	if f.scope != "" {
 		b = append(b, `,"scope":`...)
-		b = appendJSONString(b, scope)
+		b = appendJSONString(b, f.scope)
+	}
+	if f.issuedTokenType != "" {
+		b = append(b, `,"issued_token_type":`...)
+		b = appendJSONString(b, f.issuedTokenType)
+	}
+	if f.refreshToken != "" {
+		b = append(b, `,"refresh_token":`...)
+		b = appendJSONString(b, f.refreshToken)
 	}
 	b = append(b, '}')
 	h := w.Header()

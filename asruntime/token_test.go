@@ -15,7 +15,7 @@ import (
 func secretClient(id, method string, extra map[string]any) map[string]any {
 	doc := map[string]any{
 		"client_id":                  id,
-		"client_secret":              "s3cret+/=",
+		"client_secret":              "s3cret+/=-correct-horse-battery-staple",
 		"token_endpoint_auth_method": method,
 		"grant_types":                []string{GrantTypeClientCredentials},
 		"scope":                      "read write admin",
@@ -41,14 +41,14 @@ func TestClientSecretMethods(t *testing.T) {
 		mutate []func(*http.Request)
 		status int
 	}{
-		"basic with the right secret":                 {ccForm(""), []func(*http.Request){basic("basic", "s3cret+/=")}, 200},
+		"basic with the right secret":                 {ccForm(""), []func(*http.Request){basic("basic", "s3cret+/=-correct-horse-battery-staple")}, 200},
 		"basic with a wrong secret":                   {ccForm(""), []func(*http.Request){basic("basic", "s3cret")}, 401},
-		"basic client sending its secret in the body": {ccForm("basic", "client_secret", "s3cret+/="), nil, 401},
-		"post with the right secret":                  {ccForm("post", "client_secret", "s3cret+/="), nil, 200},
+		"basic client sending its secret in the body": {ccForm("basic", "client_secret", "s3cret+/=-correct-horse-battery-staple"), nil, 401},
+		"post with the right secret":                  {ccForm("post", "client_secret", "s3cret+/=-correct-horse-battery-staple"), nil, 200},
 		"post with a wrong secret":                    {ccForm("post", "client_secret", "nope"), nil, 401},
-		"post client using basic":                     {ccForm(""), []func(*http.Request){basic("post", "s3cret+/=")}, 401},
-		"both basic and a body secret":                {ccForm("", "client_secret", "s3cret+/="), []func(*http.Request){basic("basic", "s3cret+/=")}, 401},
-		"basic and a different client_id in the body": {ccForm("post"), []func(*http.Request){basic("basic", "s3cret+/=")}, 401},
+		"post client using basic":                     {ccForm(""), []func(*http.Request){basic("post", "s3cret+/=-correct-horse-battery-staple")}, 401},
+		"both basic and a body secret":                {ccForm("", "client_secret", "s3cret+/=-correct-horse-battery-staple"), []func(*http.Request){basic("basic", "s3cret+/=-correct-horse-battery-staple")}, 401},
+		"basic and a different client_id in the body": {ccForm("post"), []func(*http.Request){basic("basic", "s3cret+/=-correct-horse-battery-staple")}, 401},
 		"an unknown client":                           {ccForm("nobody", "client_secret", "x"), nil, 401},
 		"no client identification at all":             {ccForm(""), nil, 401},
 	} {
@@ -123,7 +123,7 @@ func TestBoundTokenPolicy(t *testing.T) {
 		}
 	})
 	t.Run("a bound-token secret client without a certificate gets an error, not an unbound token", func(t *testing.T) {
-		resp := as.post(t, as.client(nil), as.publicURL, ccForm("bound-post", "client_secret", "s3cret+/="))
+		resp := as.post(t, as.client(nil), as.publicURL, ccForm("bound-post", "client_secret", "s3cret+/=-correct-horse-battery-staple"))
 		if resp.status != http.StatusBadRequest || resp.errorCode() != "invalid_request" {
 			t.Fatalf("%d %s", resp.status, resp.raw)
 		}
@@ -132,7 +132,7 @@ func TestBoundTokenPolicy(t *testing.T) {
 		}
 	})
 	t.Run("a bound-token secret client with a certificate gets a token bound to it", func(t *testing.T) {
-		resp := as.post(t, as.client(&cert), as.mtlsURL, ccForm("bound-post", "client_secret", "s3cret+/="))
+		resp := as.post(t, as.client(&cert), as.mtlsURL, ccForm("bound-post", "client_secret", "s3cret+/=-correct-horse-battery-staple"))
 		if resp.status != http.StatusOK {
 			t.Fatalf("%d %s", resp.status, resp.raw)
 		}
@@ -141,7 +141,7 @@ func TestBoundTokenPolicy(t *testing.T) {
 		}
 	})
 	t.Run("an unauthenticated certificate does not bind a plain secret client's token", func(t *testing.T) {
-		resp := as.post(t, as.client(&cert), as.mtlsURL, ccForm("plain-post", "client_secret", "s3cret+/="))
+		resp := as.post(t, as.client(&cert), as.mtlsURL, ccForm("plain-post", "client_secret", "s3cret+/=-correct-horse-battery-staple"))
 		if resp.status != http.StatusOK {
 			t.Fatalf("%d %s", resp.status, resp.raw)
 		}
@@ -189,7 +189,7 @@ func TestScopeAndResource(t *testing.T) {
 	})
 	c := as.client(nil)
 	form := func(kv ...string) url.Values {
-		return ccForm("post", append([]string{"client_secret", "s3cret+/="}, kv...)...)
+		return ccForm("post", append([]string{"client_secret", "s3cret+/=-correct-horse-battery-staple"}, kv...)...)
 	}
 	for name, tc := range map[string]struct {
 		form  url.Values
@@ -231,16 +231,16 @@ func TestGrantTypes(t *testing.T) {
 		"nogrant.json": secretClient("nogrant", AuthMethodClientSecretPost, map[string]any{"grant_types": nil}),
 	})
 	c := as.client(nil)
-	resp := as.post(t, c, as.publicURL, url.Values{"grant_type": {"password"}, "client_id": {"post"}, "client_secret": {"s3cret+/="}})
+	resp := as.post(t, c, as.publicURL, url.Values{"grant_type": {"password"}, "client_id": {"post"}, "client_secret": {"s3cret+/=-correct-horse-battery-staple"}})
 	if resp.status != 400 || resp.errorCode() != "unsupported_grant_type" {
 		t.Fatalf("%d %s", resp.status, resp.raw)
 	}
-	resp = as.post(t, c, as.publicURL, url.Values{"client_id": {"post"}, "client_secret": {"s3cret+/="}})
+	resp = as.post(t, c, as.publicURL, url.Values{"client_id": {"post"}, "client_secret": {"s3cret+/=-correct-horse-battery-staple"}})
 	if resp.status != 400 || resp.errorCode() != "invalid_request" {
 		t.Fatalf("missing grant_type: %d %s", resp.status, resp.raw)
 	}
 	// RFC 7591 §2: grant_types defaults to authorization_code.
-	resp = as.post(t, c, as.publicURL, ccForm("nogrant", "client_secret", "s3cret+/="))
+	resp = as.post(t, c, as.publicURL, ccForm("nogrant", "client_secret", "s3cret+/=-correct-horse-battery-staple"))
 	if resp.status != 400 || resp.errorCode() != "unauthorized_client" {
 		t.Fatalf("client without client_credentials: %d %s", resp.status, resp.raw)
 	}
@@ -249,7 +249,7 @@ func TestGrantTypes(t *testing.T) {
 func TestMalformedTokenRequests(t *testing.T) {
 	as := startAS(t, map[string]map[string]any{"post.json": secretClient("post", AuthMethodClientSecretPost, nil)})
 	c := as.client(nil)
-	good := "grant_type=client_credentials&client_id=post&client_secret=s3cret%2B%2F%3D"
+	good := "grant_type=client_credentials&client_id=post&client_secret=s3cret%2B%2F%3D-correct-horse-battery-staple"
 	for name, tc := range map[string]struct {
 		method, contentType, body string
 		header                    map[string]string
@@ -351,7 +351,7 @@ func TestMetadataAndJWKS(t *testing.T) {
 
 func TestOperationalEndpoints(t *testing.T) {
 	as := startAS(t, map[string]map[string]any{"post.json": secretClient("post", AuthMethodClientSecretPost, nil)})
-	as.post(t, as.client(nil), as.publicURL, ccForm("post", "client_secret", "s3cret+/="))
+	as.post(t, as.client(nil), as.publicURL, ccForm("post", "client_secret", "s3cret+/=-correct-horse-battery-staple"))
 	for path, want := range map[string]string{
 		"/healthz": "ok",
 		"/readyz":  "ok",
@@ -399,7 +399,7 @@ func TestIssuerWithPath(t *testing.T) {
 		t.Fatalf("metadata %+v", md)
 	}
 	for _, endpoint := range []string{md.TokenEndpoint, md.Aliases["token_endpoint"]} {
-		r := as.post(t, as.client(nil), strings.TrimSuffix(endpoint, tokenPath), ccForm("post", "client_secret", "s3cret+/="))
+		r := as.post(t, as.client(nil), strings.TrimSuffix(endpoint, tokenPath), ccForm("post", "client_secret", "s3cret+/=-correct-horse-battery-staple"))
 		if r.status != 200 {
 			t.Fatalf("%s: %d %s", endpoint, r.status, r.raw)
 		}
@@ -418,7 +418,7 @@ func TestAudience(t *testing.T) {
 		"plain.json":  secretClient("plain", AuthMethodClientSecretPost, nil),
 	})
 	form := func(id string, resources ...string) url.Values {
-		f := ccForm(id, "client_secret", "s3cret+/=")
+		f := ccForm(id, "client_secret", "s3cret+/=-correct-horse-battery-staple")
 		for _, r := range resources {
 			f.Add("resource", r)
 		}

@@ -16,7 +16,8 @@ import (
 )
 
 // maxTokenRequestBody bounds a token request body; a client_credentials
-// request is well under 1 KiB.
+// request is well under 1 KiB, a token exchange carries a service account
+// token of one or two KiB.
 const maxTokenRequestBody = 8 << 10
 
 // tokenRequest is a parsed token request. Parameters sent with an empty
@@ -31,6 +32,14 @@ type tokenRequest struct {
 	// parsed only at the introspection and revocation endpoints.
 	token         string
 	tokenTypeHint string
+	// The token exchange (RFC 8693 §2.1) and refresh (RFC 6749 §6)
+	// parameters. actor_token is parsed only to be refused: this server
+	// does not issue delegation tokens.
+	subjectToken       string
+	subjectTokenType   string
+	actorToken         string
+	requestedTokenType string
+	refreshToken       string
 
 	basicPresent bool
 	basicID      string
@@ -93,7 +102,7 @@ func parseTokenForm(body string) (tokenRequest, *oauthError) {
 // token_type_hint, which are otherwise ignored like any unknown parameter.
 func parseForm(body string, tokenParams bool) (tokenRequest, *oauthError) {
 	var req tokenRequest
-	var seen uint8
+	var seen uint16
 	const (
 		seenGrant = 1 << iota
 		seenClientID
@@ -101,6 +110,11 @@ func parseForm(body string, tokenParams bool) (tokenRequest, *oauthError) {
 		seenScope
 		seenToken
 		seenHint
+		seenSubjectToken
+		seenSubjectTokenType
+		seenActorToken
+		seenRequestedTokenType
+		seenRefreshToken
 	)
 	for body != "" {
 		var pair string
@@ -120,7 +134,7 @@ func parseForm(body string, tokenParams bool) (tokenRequest, *oauthError) {
 		if !utf8.ValidString(key) || !utf8.ValidString(value) {
 			return req, errMalformedBody
 		}
-		var bit uint8
+		var bit uint16
 		var dst *string
 		switch key {
 		case "grant_type":
@@ -141,6 +155,16 @@ func parseForm(body string, tokenParams bool) (tokenRequest, *oauthError) {
 				continue
 			}
 			bit, dst = seenHint, &req.tokenTypeHint
+		case "subject_token":
+			bit, dst = seenSubjectToken, &req.subjectToken
+		case "subject_token_type":
+			bit, dst = seenSubjectTokenType, &req.subjectTokenType
+		case "actor_token":
+			bit, dst = seenActorToken, &req.actorToken
+		case "requested_token_type":
+			bit, dst = seenRequestedTokenType, &req.requestedTokenType
+		case "refresh_token":
+			bit, dst = seenRefreshToken, &req.refreshToken
 		case "resource":
 			if value != "" {
 				req.resources = append(req.resources, value)

@@ -40,6 +40,21 @@ func TestParseTokenForm(t *testing.T) {
 		"a bad escape in a value":        {body: "client_id=%g1", errCode: "invalid_request"},
 		"a bad escape in a key":          {body: "%=1", errCode: "invalid_request"},
 		"invalid UTF-8":                  {body: "client_id=%c3%28", errCode: "invalid_request"},
+		"a token exchange (RFC 8693 §2.1)": {
+			body: "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&client_id=a&subject_token=eyJ.x.y" +
+				"&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt&requested_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token",
+			want: tokenRequest{grantType: GrantTypeTokenExchange, clientID: "a", subjectToken: "eyJ.x.y",
+				subjectTokenType: tokenTypeJWT, requestedTokenType: tokenTypeAccessToken},
+		},
+		"a refresh (RFC 6749 §6)": {
+			body: "grant_type=refresh_token&client_id=a&refresh_token=f.s",
+			want: tokenRequest{grantType: GrantTypeRefreshToken, clientID: "a", refreshToken: "f.s"},
+		},
+		"an actor token is read, to be refused": {body: "actor_token=x", want: tokenRequest{actorToken: "x"}},
+		"a repeated subject_token":              {body: "subject_token=a&subject_token=b", errCode: "invalid_request"},
+		"a repeated subject_token_type":         {body: "subject_token_type=a&subject_token_type=a", errCode: "invalid_request"},
+		"a repeated requested_token_type":       {body: "requested_token_type=a&requested_token_type=a", errCode: "invalid_request"},
+		"a repeated refresh_token":              {body: "refresh_token=a&refresh_token=b", errCode: "invalid_request"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := parseTokenForm(c.body)
@@ -53,7 +68,10 @@ func TestParseTokenForm(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got.grantType != c.want.grantType || got.clientID != c.want.clientID || got.clientSecret != c.want.clientSecret ||
-				got.scope != c.want.scope || !slices.Equal(got.resources, c.want.resources) {
+				got.scope != c.want.scope || !slices.Equal(got.resources, c.want.resources) ||
+				got.subjectToken != c.want.subjectToken || got.subjectTokenType != c.want.subjectTokenType ||
+				got.actorToken != c.want.actorToken || got.requestedTokenType != c.want.requestedTokenType ||
+				got.refreshToken != c.want.refreshToken {
 				t.Fatalf("got %+v, want %+v", got, c.want)
 			}
 		})

@@ -20,8 +20,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	oauthv1alpha1 "github.com/certbound/certbound/api/v1alpha1"
@@ -32,6 +34,10 @@ import (
 // indexAuthorizationServer indexes OAuthClients by <namespace>/<name> of
 // their AuthorizationServer.
 const indexAuthorizationServer = "spec.authorizationServerRef"
+
+// indexServiceAccount indexes public clients by <namespace>/<name> of the
+// ServiceAccount they are bound to.
+const indexServiceAccount = "spec.serviceAccountName"
 
 // OAuthClientReconciler issues a client's certificate, registers it with its
 // AuthorizationServer and writes the client-config Secret.
@@ -55,6 +61,12 @@ const indexAuthorizationServer = "spec.authorizationServerRef"
 // grant_type=client_credentials&client_id=$(cat client_id) to
 // $(cat token_endpoint) with tls.crt/tls.key as its client certificate,
 // trusting ca.crt.
+//
+// A public client (authenticationMethod none) gets no certificate and no
+// key: its pods mount only the config Secret and a projected service
+// account token whose audience is the issuer, exchange the token at
+// token_endpoint (RFC 8693) with a certificate they make in memory, and
+// get tokens bound to that certificate (RFC 8705 §4).
 type OAuthClientReconciler struct {
 	Client client.Client
 	// APIReader reads past the cache where a stale "not found" would be
@@ -73,6 +85,7 @@ type OAuthClientReconciler struct {
 // +kubebuilder:rbac:groups=oauth.certbound.io,resources=authorizationservers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=oauth.certbound.io,resources=clientregistrations,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates;issuers,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -92,6 +105,14 @@ func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &oauthv1alpha1.OAuthClient{}, indexClientSubject, clientSubjectIndex); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &oauthv1alpha1.OAuthClient{}, indexServiceAccount, func(o client.Object) []string {
+		if sa := clientServiceAccount(o.(*oauthv1alpha1.OAuthClient)); sa != "" {
+			return []string{sa}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&oauthv1alpha1.OAuthClient{}).
 		Owns(&cmapi.Certificate{}).
@@ -105,6 +126,12 @@ func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&oauthv1alpha1.AuthorizationServer{}, handler.EnqueueRequestsFromMapFunc(r.serverToClients),
 			builder.WithPredicates(serverChangedForClients)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.namespaceToClients)).
+		// A public client's ServiceAccountFound follows its ServiceAccount's
+		// creation and deletion; the informer is the one the
+		// AuthorizationServer controller keeps for its own ServiceAccounts,
+		// so this costs no extra list or watch, and updates are ignored.
+		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.serviceAccountToClients),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
 		Named("oauthclient").
 		Complete(r)
 }
@@ -148,6 +175,21 @@ func (r *OAuthClientReconciler) registrationToClients(ctx context.Context, o cli
 
 func (r *OAuthClientReconciler) serverToClients(ctx context.Context, o client.Object) []reconcile.Request {
 	return r.clientsOf(ctx, o.GetNamespace(), o.GetName())
+}
+
+// serviceAccountToClients maps a ServiceAccount to the public clients
+// bound to it.
+func (r *OAuthClientReconciler) serviceAccountToClients(ctx context.Context, o client.Object) []reconcile.Request {
+	var list oauthv1alpha1.OAuthClientList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexServiceAccount: o.GetNamespace() + "/" + o.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "list clients of a service account")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, c := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}})
+	}
+	return reqs
 }
 
 func (r *OAuthClientReconciler) namespaceToClients(ctx context.Context, o client.Object) []reconcile.Request {
@@ -304,9 +346,19 @@ func (r *OAuthClientReconciler) reconcileNormal(ctx context.Context, s *clientSc
 		s.registered = s.own.Certificates
 	}
 
-	// Certificate: none when the client manages its own keys (a spec that
-	// switched to them leaves nothing of ours issued).
-	if clientManagesKeys(oc) {
+	// Certificate: none for a public client, whose pods make their own,
+	// and none when the client manages its own keys (a spec that switched
+	// to them leaves nothing of ours issued).
+	public := methodOf(oc) == oauthv1alpha1.PublicClient
+	if public {
+		s.status.ServiceAccount = registration.ServiceAccountUsername(oc.Namespace, oc.Spec.ServiceAccountName)
+		s.conds.set(oauthv1alpha1.ConditionCertificateReady, PublicClientCertificateReady())
+		found, err := r.serviceAccountExists(ctx, oc)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		s.conds.set(oauthv1alpha1.ConditionServiceAccountFound, ServiceAccountFound(oc, found))
+	} else if clientManagesKeys(oc) {
 		s.registered = nil
 		if err := r.deleteIssuance(ctx, oc); err != nil {
 			return ctrl.Result{}, err
@@ -344,11 +396,15 @@ func (r *OAuthClientReconciler) reconcileNormal(ctx context.Context, s *clientSc
 	s.status.ConfigSecretName = ConfigSecretName(oc.Name)
 
 	readyMsg := "the workload can get certificate-bound tokens with Secrets " + CertificateSecretName(oc.Name, oc.Spec.Certificate.SecretName) + " and " + ConfigSecretName(oc.Name)
-	if clientManagesKeys(oc) {
+	readyFrom := []string{oauthv1alpha1.ConditionAccepted, oauthv1alpha1.ConditionCertificateReady, oauthv1alpha1.ConditionRegistered}
+	switch {
+	case public:
+		readyMsg = fmt.Sprintf("pods running as ServiceAccount %s get certificate-bound tokens with Secret %s and a projected service account token whose audience is %s", oc.Spec.ServiceAccountName, ConfigSecretName(oc.Name), effectiveIssuer(&as))
+		readyFrom = append(readyFrom, oauthv1alpha1.ConditionServiceAccountFound)
+	case clientManagesKeys(oc):
 		readyMsg = "the workload can get certificate-bound tokens with its own certificate and Secret " + ConfigSecretName(oc.Name)
 	}
-	s.conds.summarize(ReasonReady, readyMsg,
-		oauthv1alpha1.ConditionAccepted, oauthv1alpha1.ConditionCertificateReady, oauthv1alpha1.ConditionRegistered)
+	s.conds.summarize(ReasonReady, readyMsg, readyFrom...)
 	if ready := s.conds.get(oauthv1alpha1.ConditionReady); ready.Status == metav1.ConditionTrue && !caReady {
 		s.conds.set(oauthv1alpha1.ConditionReady, falseResult(ReasonServerCANotReady, fmt.Sprintf("the serving certificate of AuthorizationServer %s/%s has no ca.crt yet", as.Namespace, as.Name)))
 	}
@@ -356,6 +412,21 @@ func (r *OAuthClientReconciler) reconcileNormal(ctx context.Context, s *clientSc
 		return ctrl.Result{RequeueAfter: d}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// serviceAccountExists looks the public client's ServiceAccount up in the
+// cache, which the ServiceAccount watch keeps current.
+func (r *OAuthClientReconciler) serviceAccountExists(ctx context.Context, oc *oauthv1alpha1.OAuthClient) (bool, error) {
+	var sa corev1.ServiceAccount
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: oc.Namespace, Name: oc.Spec.ServiceAccountName}, &sa)
+	switch {
+	case err == nil:
+		return true, nil
+	case apierrors.IsNotFound(err):
+		return false, nil
+	default:
+		return false, err
+	}
 }
 
 // observeRegistration reads the client's current registration and any
@@ -552,6 +623,9 @@ func (r *OAuthClientReconciler) reconcileRegistration(ctx context.Context, s *cl
 		return err
 	}
 	msg := fmt.Sprintf("registered with AuthorizationServer %s/%s as client_id %s (ClientRegistration %s)", s.server.Namespace, s.server.Name, s.clientID, s.regKey.Name)
+	if md.ServiceAccount != "" {
+		msg += "; tokens of " + md.ServiceAccount + " are exchanged for its access tokens"
+	}
 	if !s.heldSince.IsZero() {
 		msg += fmt.Sprintf("; certificates issued before %s are refused", s.heldSince.UTC().Format(time.RFC3339))
 	}

@@ -65,6 +65,12 @@ const (
 	ReasonClientManagedKeys = "ClientManagedKeys"
 	ReasonServerCANotReady  = "ServerCANotReady"
 	ReasonReady             = "Ready"
+	// ReasonCertificateMadeByWorkload: a public client (authenticationMethod
+	// none) makes its own certificate in memory; the operator issues none.
+	ReasonCertificateMadeByWorkload = "CertificateMadeByWorkload"
+	// Reasons of ServiceAccountFound.
+	ReasonServiceAccountFound    = "ServiceAccountFound"
+	ReasonServiceAccountNotFound = "ServiceAccountNotFound"
 )
 
 // ClientAccepted decides whether the AuthorizationServer takes the client:
@@ -163,6 +169,35 @@ func ClientKeysReady(c *oauthv1alpha1.OAuthClient) conditionResult {
 		return falseResult(ReasonInvalidSpec, err.Error())
 	}
 	return trueResult(ReasonClientManagedKeys, fmt.Sprintf("the client supplies its own certificate: spec.jwks registers %d key(s); the operator issues none", len(set.Keys)))
+}
+
+// PublicClientCertificateReady is the CertificateReady condition of a
+// public client: there is nothing for the operator to issue, since each pod
+// makes its own key and self-signed certificate and proves the key in the
+// TLS handshake (RFC 8705 §4).
+func PublicClientCertificateReady() conditionResult {
+	return trueResult(ReasonCertificateMadeByWorkload, "each pod makes its own key and self-signed certificate in memory and proves the key in the TLS handshake (RFC 8705 §4); the operator issues none and no Secret holds a key")
+}
+
+// ServiceAccountFound reports whether the ServiceAccount a public client is
+// bound to exists. Its absence is not fatal: the client is registered
+// anyway (GitOps may create the ServiceAccount later, in any order), but no
+// pod can exchange a token for it until it exists.
+func ServiceAccountFound(c *oauthv1alpha1.OAuthClient, found bool) conditionResult {
+	if found {
+		return trueResult(ReasonServiceAccountFound, fmt.Sprintf("pods running as ServiceAccount %s can exchange their projected token for access tokens", c.Spec.ServiceAccountName))
+	}
+	return falseResult(ReasonServiceAccountNotFound, fmt.Sprintf("ServiceAccount %s/%s does not exist: create it (kubectl create serviceaccount -n %s %s) and run the workload as it; the client is registered and works as soon as it exists",
+		c.Namespace, c.Spec.ServiceAccountName, c.Namespace, c.Spec.ServiceAccountName))
+}
+
+// clientServiceAccount is the service account a public client is bound to,
+// as <namespace>/<name>, or "" for an mTLS client.
+func clientServiceAccount(c *oauthv1alpha1.OAuthClient) string {
+	if methodOf(c) != oauthv1alpha1.PublicClient || c.Spec.ServiceAccountName == "" {
+		return ""
+	}
+	return c.Namespace + "/" + c.Spec.ServiceAccountName
 }
 
 // clientKeySet parses spec.jwks with the admission rules. Expiry warnings
@@ -347,7 +382,10 @@ func selfSignedKeySet(current *x509.Certificate, previous []*x509.Certificate, n
 // spec.jwks is registered re-serialised from the parsed set, or
 // spec.jwksURI as jwks_uri). heldSince becomes min_certificate_not_before
 // of a tls_client_auth client: the server refuses certificates issued
-// before the client's hold on its subject began.
+// before the client's hold on its subject began. A public client (none)
+// registers its service account instead, always with bound tokens, and no
+// subject, keys or certificate bound: the server does not validate its
+// certificates, it binds tokens to whichever one the pod presents.
 func desiredClientMetadata(c *oauthv1alpha1.OAuthClient, certs []*x509.Certificate, heldSince time.Time) (oauthv1alpha1.ClientMetadata, error) {
 	md := oauthv1alpha1.ClientMetadata{
 		ClientID:                              registration.ClientID(c.Namespace, c.Name),
@@ -356,6 +394,7 @@ func desiredClientMetadata(c *oauthv1alpha1.OAuthClient, certs []*x509.Certifica
 		Scope:                                 strings.Join(c.Spec.Scopes, " "),
 		TLSClientCertificateBoundAccessTokens: c.Spec.CertificateBoundAccessTokens == nil || *c.Spec.CertificateBoundAccessTokens,
 		Resources:                             slices.Clone(c.Spec.Audiences),
+		IntrospectionResources:                slices.Clone(c.Spec.IntrospectionAudiences),
 	}
 	for _, g := range c.Spec.GrantTypes {
 		md.GrantTypes = append(md.GrantTypes, string(g))
@@ -403,6 +442,12 @@ func desiredClientMetadata(c *oauthv1alpha1.OAuthClient, certs []*x509.Certifica
 			return md, fmt.Errorf("encode jwks: %w", err)
 		}
 		md.JWKS = &runtime.RawExtension{Raw: raw}
+	case oauthv1alpha1.PublicClient:
+		if c.Spec.ServiceAccountName == "" {
+			return md, errors.New("a public client needs spec.serviceAccountName")
+		}
+		md.ServiceAccount = registration.ServiceAccountUsername(c.Namespace, c.Spec.ServiceAccountName)
+		md.TLSClientCertificateBoundAccessTokens = true
 	}
 	return md, nil
 }

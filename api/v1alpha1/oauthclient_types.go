@@ -4,8 +4,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// AuthenticationMethod is an RFC 8705 client authentication method.
-// +kubebuilder:validation:Enum=tls_client_auth;self_signed_tls_client_auth
+// AuthenticationMethod is an RFC 8705 client authentication method, or
+// none for a public client bound to a service account (RFC 8705 §4).
+// +kubebuilder:validation:Enum=tls_client_auth;self_signed_tls_client_auth;none
 type AuthenticationMethod string
 
 const (
@@ -15,20 +16,40 @@ const (
 	// SelfSignedTLSClientAuth is the self-signed method (RFC 8705 §2.2): the
 	// certificate itself is registered.
 	SelfSignedTLSClientAuth AuthenticationMethod = "self_signed_tls_client_auth"
+	// PublicClient is a public client (RFC 8705 §4) that does not
+	// authenticate with a certificate: it proves who it is with a token of
+	// its service account (RFC 8693 token exchange) and binds its tokens to
+	// a certificate it made itself. No key is kept in any Secret.
+	PublicClient AuthenticationMethod = "none"
 )
 
 // GrantType is an OAuth 2.0 grant type the client may use.
-// +kubebuilder:validation:Enum=client_credentials
+// +kubebuilder:validation:Enum=client_credentials;"urn:ietf:params:oauth:grant-type:token-exchange";refresh_token
 type GrantType string
 
-// GrantTypeClientCredentials is the RFC 6749 §4.4 grant.
-const GrantTypeClientCredentials GrantType = "client_credentials"
+const (
+	// GrantTypeClientCredentials is the RFC 6749 §4.4 grant of the mTLS
+	// methods.
+	GrantTypeClientCredentials GrantType = "client_credentials"
+	// GrantTypeTokenExchange is the RFC 8693 grant a public client
+	// (authenticationMethod none) exchanges its service account token with.
+	GrantTypeTokenExchange GrantType = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// GrantTypeRefreshToken is the RFC 6749 §6 grant; only with token
+	// exchange, and the refresh token is bound to the same certificate.
+	GrantTypeRefreshToken GrantType = "refresh_token"
+)
 
 // OAuthClientSpec is the desired state of an OAuth client.
-// +kubebuilder:validation:XValidation:rule="self.authenticationMethod == 'tls_client_auth' ? has(self.subject) : !has(self.subject)",message="subject is required for tls_client_auth and not allowed for self_signed_tls_client_auth (the certificate itself is registered)",reason=FieldValueRequired,fieldPath=.subject
+// +kubebuilder:validation:XValidation:rule="self.authenticationMethod == 'tls_client_auth' ? has(self.subject) : !has(self.subject)",message="subject is required for tls_client_auth and not allowed for the other methods (self_signed_tls_client_auth registers the certificate itself, none a service account)",reason=FieldValueRequired,fieldPath=.subject
+// +kubebuilder:validation:XValidation:rule="self.authenticationMethod == 'none' ? has(self.serviceAccountName) : !has(self.serviceAccountName)",message="serviceAccountName is required for authenticationMethod none (the public client is that service account's) and not allowed for the mTLS methods, which authenticate with a certificate",reason=FieldValueRequired,fieldPath=.serviceAccountName
+// +kubebuilder:validation:XValidation:rule="self.authenticationMethod != 'none' || (has(self.grantTypes) && 'urn:ietf:params:oauth:grant-type:token-exchange' in self.grantTypes)",message="authenticationMethod none needs grantTypes to list urn:ietf:params:oauth:grant-type:token-exchange (and optionally refresh_token): a public client gets tokens only by exchanging its service account token",reason=FieldValueRequired,fieldPath=.grantTypes
+// +kubebuilder:validation:XValidation:rule="self.authenticationMethod != 'none' || !has(self.grantTypes) || !('client_credentials' in self.grantTypes)",message="client_credentials is not allowed with authenticationMethod none: the grant needs an authenticated client (RFC 6749 §4.4); a public client uses urn:ietf:params:oauth:grant-type:token-exchange",reason=FieldValueForbidden,fieldPath=.grantTypes
+// +kubebuilder:validation:XValidation:rule="self.authenticationMethod == 'none' || !has(self.grantTypes) || !('urn:ietf:params:oauth:grant-type:token-exchange' in self.grantTypes)",message="urn:ietf:params:oauth:grant-type:token-exchange is only allowed with authenticationMethod none (a service account's public client); the mTLS methods use client_credentials",reason=FieldValueForbidden,fieldPath=.grantTypes
+// +kubebuilder:validation:XValidation:rule="!has(self.grantTypes) || !('refresh_token' in self.grantTypes) || 'urn:ietf:params:oauth:grant-type:token-exchange' in self.grantTypes",message="refresh_token is only allowed together with urn:ietf:params:oauth:grant-type:token-exchange: client_credentials issues no refresh tokens (RFC 6749 §4.4.3)",reason=FieldValueForbidden,fieldPath=.grantTypes
+// +kubebuilder:validation:XValidation:rule="self.authenticationMethod != 'none' || !has(self.certificateBoundAccessTokens) || self.certificateBoundAccessTokens",message="certificateBoundAccessTokens must be true for authenticationMethod none: a public client's tokens are bound to the certificate it presents (RFC 8705 §4), or they would be bearer tokens anyone holding a service account token could mint",reason=FieldValueInvalid,fieldPath=.certificateBoundAccessTokens
 // +kubebuilder:validation:XValidation:rule="!(has(self.jwks) && has(self.jwksURI))",message="give at most one of jwks and jwksURI (RFC 7591 §2 allows one): remove the other",reason=FieldValueForbidden,fieldPath=.jwksURI
-// +kubebuilder:validation:XValidation:rule="!has(self.jwks) || self.authenticationMethod == 'self_signed_tls_client_auth'",message="jwks is only allowed with authenticationMethod self_signed_tls_client_auth (a tls_client_auth client registers a subject): remove jwks or change the method",reason=FieldValueForbidden,fieldPath=.jwks
-// +kubebuilder:validation:XValidation:rule="!has(self.jwksURI) || self.authenticationMethod == 'self_signed_tls_client_auth'",message="jwksURI is only allowed with authenticationMethod self_signed_tls_client_auth (a tls_client_auth client registers a subject): remove jwksURI or change the method",reason=FieldValueForbidden,fieldPath=.jwksURI
+// +kubebuilder:validation:XValidation:rule="!has(self.jwks) || self.authenticationMethod == 'self_signed_tls_client_auth'",message="jwks is only allowed with authenticationMethod self_signed_tls_client_auth (tls_client_auth registers a subject, none a service account): remove jwks or change the method",reason=FieldValueForbidden,fieldPath=.jwks
+// +kubebuilder:validation:XValidation:rule="!has(self.jwksURI) || self.authenticationMethod == 'self_signed_tls_client_auth'",message="jwksURI is only allowed with authenticationMethod self_signed_tls_client_auth (tls_client_auth registers a subject, none a service account): remove jwksURI or change the method",reason=FieldValueForbidden,fieldPath=.jwksURI
 // +kubebuilder:validation:XValidation:rule="self.authenticationMethod == oldSelf.authenticationMethod",message="authenticationMethod cannot change; create a new OAuthClient instead",reason=FieldValueForbidden,fieldPath=.authenticationMethod
 type OAuthClientSpec struct {
 	// authorizationServerRef names the AuthorizationServer this client
@@ -38,9 +59,12 @@ type OAuthClientSpec struct {
 	AuthorizationServerRef AuthorizationServerReference `json:"authorizationServerRef"`
 
 	// authenticationMethod is tls_client_auth (PKI: the registered subject
-	// must appear in a certificate from a trusted CA) or
+	// must appear in a certificate from a trusted CA),
 	// self_signed_tls_client_auth (the self-signed certificate itself is
-	// registered).
+	// registered) or none (a public client bound to spec.serviceAccountName:
+	// its pods exchange their projected service account token for access
+	// tokens bound to a certificate they make themselves, RFC 8705 §4; the
+	// operator issues no certificate and no Secret holds a key).
 	// +optional
 	// +kubebuilder:default=tls_client_auth
 	AuthenticationMethod AuthenticationMethod `json:"authenticationMethod,omitempty"`
@@ -50,6 +74,18 @@ type OAuthClientSpec struct {
 	// certificate that carries exactly this value.
 	// +optional
 	Subject *ClientSubject `json:"subject,omitempty"`
+
+	// serviceAccountName is the ServiceAccount, in the client's namespace,
+	// whose tokens this public client exchanges for access tokens (RFC
+	// 8693); it is registered as system:serviceaccount:<namespace>:<name>.
+	// Required for authenticationMethod none and not allowed otherwise. The
+	// ServiceAccount may be created after the OAuthClient; the
+	// ServiceAccountFound condition says whether it exists.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 
 	// jwks is a JWK Set (RFC 7517 §5) JSON document registered as the
 	// client's keys (RFC 7591 jwks) for a self_signed_tls_client_auth
@@ -76,12 +112,14 @@ type OAuthClientSpec struct {
 	JWKSURI string `json:"jwksURI,omitempty"`
 
 	// certificate configures the client certificate the operator requests
-	// from cert-manager.
+	// from cert-manager. Unused for authenticationMethod none.
 	// +optional
 	// +kubebuilder:default={}
 	Certificate ClientCertificate `json:"certificate,omitempty"`
 
-	// grantTypes are the grant types the client may use.
+	// grantTypes are the grant types the client may use: client_credentials
+	// for the mTLS methods; urn:ietf:params:oauth:grant-type:token-exchange
+	// and optionally refresh_token for authenticationMethod none.
 	// +optional
 	// +listType=set
 	// +kubebuilder:default={client_credentials}
@@ -112,9 +150,23 @@ type OAuthClientSpec struct {
 	// +kubebuilder:validation:items:MaxLength=2048
 	Audiences []string `json:"audiences,omitempty"`
 
+	// introspectionAudiences are the RFC 8707 resource indicators (absolute
+	// URIs) this client serves as a resource server: it may introspect (RFC
+	// 7662) every token issued for one of them, whichever client holds it.
+	// Each must be listed in the AuthorizationServer's
+	// clientPolicy.audiences with a resourceServerNamespaces selector that
+	// matches this namespace. Without any, the client may introspect its
+	// own tokens only; for every other token it gets {"active":false}.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=2048
+	IntrospectionAudiences []string `json:"introspectionAudiences,omitempty"`
+
 	// certificateBoundAccessTokens makes every access token of this client
 	// bound to its certificate (RFC 8705 §3), and refuses token requests
-	// made without one.
+	// made without one. Must be true for authenticationMethod none.
 	// +optional
 	// +kubebuilder:default=true
 	CertificateBoundAccessTokens *bool `json:"certificateBoundAccessTokens,omitempty"`
@@ -237,6 +289,11 @@ const (
 	ConditionCertificateReady = "CertificateReady"
 	// ConditionRegistered: the registration is written and unique.
 	ConditionRegistered = "Registered"
+	// ConditionServiceAccountFound: the ServiceAccount a public client
+	// (authenticationMethod none) is bound to exists. Informational: the
+	// client is registered and Ready without it, but no token of it can be
+	// exchanged until it is created.
+	ConditionServiceAccountFound = "ServiceAccountFound"
 )
 
 // IssuedCertificate describes the client's current certificate.
@@ -257,7 +314,8 @@ type IssuedCertificate struct {
 
 // OAuthClientStatus is the observed state of an OAuthClient.
 type OAuthClientStatus struct {
-	// conditions: Accepted, CertificateReady, Registered and Ready.
+	// conditions: Accepted, CertificateReady, Registered and Ready, and
+	// ServiceAccountFound for authenticationMethod none.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -285,6 +343,13 @@ type OAuthClientStatus struct {
 	// +optional
 	RegistrationName string `json:"registrationName,omitempty"`
 
+	// serviceAccount is the Kubernetes user name,
+	// system:serviceaccount:<namespace>:<name>, whose tokens a public client
+	// (authenticationMethod none) exchanges; it is registered as
+	// service_account.
+	// +optional
+	ServiceAccount string `json:"serviceAccount,omitempty"`
+
 	// subjectHeldSince is when this client came to hold its current
 	// tls_client_auth subject value; certificates issued before it never
 	// authenticate the client.
@@ -302,6 +367,7 @@ type OAuthClientStatus struct {
 // +kubebuilder:resource:shortName=oac,categories=certbound
 // +kubebuilder:printcolumn:name="Method",type=string,JSONPath=`.spec.authenticationMethod`
 // +kubebuilder:printcolumn:name="Subject",type=string,JSONPath=`.status.certificate.subject`
+// +kubebuilder:printcolumn:name="ServiceAccount",type=string,JSONPath=`.spec.serviceAccountName`
 // +kubebuilder:printcolumn:name="AS",type=string,JSONPath=`.spec.authorizationServerRef.name`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

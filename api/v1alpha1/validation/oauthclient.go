@@ -2,6 +2,7 @@ package validation
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,11 +17,14 @@ import (
 // grantTypesByMethod are the grant types each client authentication method
 // can use. Both RFC 8705 methods authenticate a confidential client at the
 // token endpoint, which is what client_credentials (RFC 6749 §4.4) needs; a
-// grant added to the API later must be entered here for the methods that
-// can carry it, or it is refused.
+// public client (none) authenticates nothing at the token endpoint and gets
+// tokens only by exchanging its service account token (RFC 8693), then
+// refreshing them. A grant added to the API later must be entered here for
+// the methods that can carry it, or it is refused.
 var grantTypesByMethod = map[v1alpha1.AuthenticationMethod][]v1alpha1.GrantType{
 	v1alpha1.TLSClientAuth:           {v1alpha1.GrantTypeClientCredentials},
 	v1alpha1.SelfSignedTLSClientAuth: {v1alpha1.GrantTypeClientCredentials},
+	v1alpha1.PublicClient:            {v1alpha1.GrantTypeTokenExchange, v1alpha1.GrantTypeRefreshToken},
 }
 
 // defaultCertificateDuration is the CRD default of spec.certificate.duration,
@@ -50,6 +54,7 @@ func ValidateOAuthClient(obj, old *v1alpha1.OAuthClient) (warnings []string, err
 		if obj.Spec.JWKSURI != "" {
 			errs = append(errs, field.Forbidden(spec.Child("jwksURI"), "a tls_client_auth client is registered by its subject, not keys: remove spec.jwksURI, or use authenticationMethod self_signed_tls_client_auth"))
 		}
+		errs = append(errs, forbidServiceAccount(obj, spec)...)
 	case v1alpha1.SelfSignedTLSClientAuth:
 		if obj.Spec.Subject != nil {
 			errs = append(errs, field.Forbidden(spec.Child("subject"), "a self_signed_tls_client_auth client is registered by its certificate, not a subject (RFC 8705 §2.2): remove spec.subject, or use authenticationMethod tls_client_auth"))
@@ -60,15 +65,24 @@ func ValidateOAuthClient(obj, old *v1alpha1.OAuthClient) (warnings []string, err
 		w, e := validateClientKeys(obj, spec)
 		warnings = append(warnings, w...)
 		errs = append(errs, e...)
+		errs = append(errs, forbidServiceAccount(obj, spec)...)
+	case v1alpha1.PublicClient:
+		w, e := validatePublicClient(obj, spec)
+		warnings = append(warnings, w...)
+		errs = append(errs, e...)
 	default:
-		errs = append(errs, field.NotSupported(spec.Child("authenticationMethod"), string(obj.Spec.AuthenticationMethod), []string{string(v1alpha1.TLSClientAuth), string(v1alpha1.SelfSignedTLSClientAuth)}))
+		errs = append(errs, field.NotSupported(spec.Child("authenticationMethod"), string(obj.Spec.AuthenticationMethod), []string{string(v1alpha1.TLSClientAuth), string(v1alpha1.SelfSignedTLSClientAuth), string(v1alpha1.PublicClient)}))
 	}
 
 	errs = append(errs, validateClientCertificate(&obj.Spec.Certificate, spec.Child("certificate"))...)
 	errs = append(errs, validateClientScopes(obj.Spec.Scopes, spec.Child("scopes"))...)
 	errs = append(errs, validateClientAudiences(obj.Spec.Audiences, spec.Child("audiences"))...)
+	errs = append(errs, validateClientAudiences(obj.Spec.IntrospectionAudiences, spec.Child("introspectionAudiences"))...)
 	if allowed, ok := grantTypesByMethod[method]; ok {
 		errs = append(errs, validateGrantTypes(obj.Spec.GrantTypes, method, allowed, spec.Child("grantTypes"))...)
+	}
+	if slices.Contains(obj.Spec.GrantTypes, v1alpha1.GrantTypeRefreshToken) && !slices.Contains(obj.Spec.GrantTypes, v1alpha1.GrantTypeTokenExchange) {
+		errs = append(errs, field.Invalid(spec.Child("grantTypes"), grantTypeNames(obj.Spec.GrantTypes), fmt.Sprintf("%s is only allowed together with %s: client_credentials issues no refresh tokens (RFC 6749 §4.4.3); add the token exchange grant or remove %s", v1alpha1.GrantTypeRefreshToken, v1alpha1.GrantTypeTokenExchange, v1alpha1.GrantTypeRefreshToken)))
 	}
 
 	if cbat := obj.Spec.CertificateBoundAccessTokens; cbat != nil && !*cbat {
@@ -81,6 +95,58 @@ func ValidateOAuthClient(obj, old *v1alpha1.OAuthClient) (warnings []string, err
 		errs = append(errs, e...)
 	}
 	return warnings, errs
+}
+
+// validatePublicClient checks a public client (authenticationMethod none):
+// bound to a service account of its own namespace, exchanging its token
+// for certificate-bound access tokens (RFC 8705 §4), registered without a
+// subject or keys. spec.certificate is unused, as no certificate is issued.
+func validatePublicClient(obj *v1alpha1.OAuthClient, spec *field.Path) (warnings []string, errs field.ErrorList) {
+	const why = "a public client (authenticationMethod none) is registered by its service account"
+	switch sa := obj.Spec.ServiceAccountName; {
+	case sa == "":
+		errs = append(errs, field.Required(spec.Child("serviceAccountName"), "name the ServiceAccount (in this namespace) whose tokens the client exchanges for access tokens"))
+	default:
+		if msgs := validation.IsDNS1123Subdomain(sa); len(msgs) > 0 {
+			errs = append(errs, field.Invalid(spec.Child("serviceAccountName"), sa, "not a ServiceAccount name (a lower-case DNS-1123 subdomain): "+msgs[0]))
+		}
+	}
+	if obj.Spec.Subject != nil {
+		errs = append(errs, field.Forbidden(spec.Child("subject"), why+", not a subject: remove spec.subject, or use authenticationMethod tls_client_auth"))
+	}
+	if obj.Spec.JWKS != "" {
+		errs = append(errs, field.Forbidden(spec.Child("jwks"), why+", not keys: remove spec.jwks, or use authenticationMethod self_signed_tls_client_auth"))
+	}
+	if obj.Spec.JWKSURI != "" {
+		errs = append(errs, field.Forbidden(spec.Child("jwksURI"), why+", not keys: remove spec.jwksURI, or use authenticationMethod self_signed_tls_client_auth"))
+	}
+	if !slices.Contains(obj.Spec.GrantTypes, v1alpha1.GrantTypeTokenExchange) {
+		errs = append(errs, field.Required(spec.Child("grantTypes"), fmt.Sprintf("a public client gets tokens only by exchanging its service account token: list %s (and optionally %s)", v1alpha1.GrantTypeTokenExchange, v1alpha1.GrantTypeRefreshToken)))
+	}
+	if cbat := obj.Spec.CertificateBoundAccessTokens; cbat != nil && !*cbat {
+		errs = append(errs, field.Invalid(spec.Child("certificateBoundAccessTokens"), false, "must be true for a public client: its tokens are bound to the certificate it presents (RFC 8705 §4), or they would be bearer tokens anyone holding a service account token could mint"))
+	}
+	if c := obj.Spec.Certificate; c.IssuerRef != nil || c.SecretName != "" {
+		warnings = append(warnings, "spec.certificate is unused for authenticationMethod none: the operator issues no certificate, the workload makes its own in memory; remove spec.certificate.issuerRef and spec.certificate.secretName")
+	}
+	return warnings, errs
+}
+
+// forbidServiceAccount refuses spec.serviceAccountName on an mTLS client,
+// which authenticates with its certificate.
+func forbidServiceAccount(obj *v1alpha1.OAuthClient, spec *field.Path) field.ErrorList {
+	if obj.Spec.ServiceAccountName == "" {
+		return nil
+	}
+	return field.ErrorList{field.Forbidden(spec.Child("serviceAccountName"), fmt.Sprintf("a %s client authenticates with its certificate, not a service account: remove spec.serviceAccountName, or create an OAuthClient with authenticationMethod none", effectiveMethod(obj.Spec.AuthenticationMethod)))}
+}
+
+func grantTypeNames(grants []v1alpha1.GrantType) string {
+	names := make([]string, len(grants))
+	for i, g := range grants {
+		names[i] = string(g)
+	}
+	return strings.Join(names, ", ")
 }
 
 // validateClientKeys checks the keys a self-signed client manages itself:
@@ -115,6 +181,9 @@ func validateOAuthClientUpdate(obj, old *v1alpha1.OAuthClient) (warnings []strin
 	}
 	if effectiveMethod(obj.Spec.AuthenticationMethod) != effectiveMethod(old.Spec.AuthenticationMethod) {
 		errs = append(errs, field.Forbidden(spec.Child("authenticationMethod"), fmt.Sprintf("cannot change from %s to %s: the registration and certificate of the two methods differ; create a new OAuthClient instead", effectiveMethod(old.Spec.AuthenticationMethod), effectiveMethod(obj.Spec.AuthenticationMethod))))
+	}
+	if old.Spec.ServiceAccountName != "" && obj.Spec.ServiceAccountName != "" && old.Spec.ServiceAccountName != obj.Spec.ServiceAccountName {
+		warnings = append(warnings, fmt.Sprintf("spec.serviceAccountName changed from %s to %s: tokens of %s can no longer be exchanged once the new registration is written", old.Spec.ServiceAccountName, obj.Spec.ServiceAccountName, old.Spec.ServiceAccountName))
 	}
 	if old.Spec.Subject != nil && obj.Spec.Subject != nil && *old.Spec.Subject != *obj.Spec.Subject {
 		warnings = append(warnings, "spec.subject changed: the client's current certificate stops authenticating when the new subject is registered; the workload must pick up the re-issued certificate from its Secret")
