@@ -33,6 +33,10 @@ manifests: tools ## Generate CRDs, RBAC and webhook configuration from markers.
 		rbac:roleName=manager-role paths=./controllers/... output:rbac:artifacts:config=config/rbac \
 		webhook paths=./webhook/... output:webhook:artifacts:config=config/webhook
 
+.PHONY: static-manifest
+static-manifest: ## Refresh the Helm chart's copies of config/ (CRDs, ClusterRole, webhooks), deploy/certbound.yaml and deploy/monitoring/prometheusrule.yaml.
+	cd test/helm && go run ./cmd/generate
+
 .PHONY: verify-generated
 verify-generated: ## Fail when generated files differ from what the markers produce.
 	hack/verify-generated.sh
@@ -52,11 +56,16 @@ vet:
 .PHONY: test
 test: tools verify-generated vet build ## Everything CI runs: generated files fresh, vet, all tests, short fuzz runs.
 	go test ./... -count=1 -timeout 25m
+	cd test/helm && go vet ./... && go test ./... -count=1 -timeout 15m
 	$(MAKE) fuzz
 
 .PHONY: e2e
 e2e: tools build ## The end-to-end suite alone (also part of make test).
 	go test ./test/e2e/ -count=1 -v -timeout 15m
+
+.PHONY: test-helm
+test-helm: tools ## The Helm chart, static manifest, alert and dashboard tests alone (a nested module: test/helm).
+	cd test/helm && go test ./... -count=1 -timeout 15m
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME.
