@@ -83,6 +83,11 @@ func LoadConfig(dir string) (*Config, error) {
 	return &c, nil
 }
 
+// equal reports whether c and o name the same client, server and roots.
+func (c *Config) equal(o *Config) bool {
+	return c.ClientID == o.ClientID && c.Issuer == o.Issuer && c.TokenEndpoint == o.TokenEndpoint && c.RootCAs.Equal(o.RootCAs)
+}
+
 // check validates a Config built by hand or loaded.
 func (c *Config) check() error {
 	if c.ClientID == "" {

@@ -28,8 +28,14 @@ const maxSubjectTokenBytes = 64 << 10
 // Options configure a Source.
 type Options struct {
 	// Config says where and as whom (LoadConfig reads it from the mounted
-	// config Secret). Required.
+	// config Secret). Required unless ConfigDir is given.
 	Config *Config
+	// ConfigDir, when set, is the mounted config Secret: it is read at New
+	// (unless Config is given) and again before every renewal, because the
+	// kubelet updates a mounted Secret in place — a pod that started before
+	// the operator knew the server's CA (no ca.crt yet) picks it up instead
+	// of failing verification until it is restarted.
+	ConfigDir string
 	// TokenFile is the projected service-account token, audience the
 	// issuer; it is re-read for every exchange because the kubelet rotates
 	// it. Empty: DefaultTokenFile.
@@ -51,6 +57,7 @@ type Options struct {
 // concurrent use; at most one renewal is in flight at a time.
 type Source struct {
 	cfg       *Config
+	configDir string
 	tokenFile string
 	scope     string
 	resources []string
@@ -109,14 +116,22 @@ func (t *BoundToken) GoString() string { return t.String() }
 // New checks opts and returns a Source; the first token is fetched on the
 // first call that needs one.
 func New(opts Options) (*Source, error) {
+	if opts.Config == nil && opts.ConfigDir != "" {
+		cfg, err := LoadConfig(opts.ConfigDir)
+		if err != nil {
+			return nil, fmt.Errorf("boundtoken: %w", err)
+		}
+		opts.Config = cfg
+	}
 	if opts.Config == nil {
-		return nil, errors.New("boundtoken: Options.Config is required (LoadConfig reads the mounted config Secret)")
+		return nil, errors.New("boundtoken: Options.Config or Options.ConfigDir is required (LoadConfig reads the mounted config Secret)")
 	}
 	if err := opts.Config.check(); err != nil {
 		return nil, fmt.Errorf("boundtoken: %w", err)
 	}
 	s := &Source{
 		cfg:       opts.Config,
+		configDir: opts.ConfigDir,
 		tokenFile: opts.TokenFile,
 		scope:     strings.Join(opts.Scopes, " "),
 		resources: opts.Resources,
@@ -199,6 +214,9 @@ func (s *Source) renew(ctx context.Context) (*BoundToken, error) {
 	if t := s.fresh(); t != nil {
 		return t, nil
 	}
+	if err := s.reloadConfig(); err != nil {
+		return s.store(nil, s.clock.Now(), nil, err)
+	}
 	s.mu.Lock()
 	now := s.clock.Now()
 	if s.id == nil || !now.Before(s.id.renewAt) {
@@ -233,6 +251,36 @@ func (s *Source) renew(ctx context.Context) (*BoundToken, error) {
 		}
 	}
 	return s.store(id, now, resp, err)
+}
+
+// reloadConfig rereads ConfigDir and, when it changed, talks to the token
+// endpoint the new way from now on: a new server CA or endpoint keeps the
+// key and the refresh token; a new client_id starts over with a new key.
+func (s *Source) reloadConfig() error {
+	if s.configDir == "" {
+		return nil
+	}
+	cfg, err := LoadConfig(s.configDir)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cfg.equal(s.cfg) {
+		return nil
+	}
+	if cfg.ClientID != s.cfg.ClientID {
+		s.id, s.refreshToken = nil, ""
+	}
+	s.cfg = cfg
+	if s.client != nil {
+		s.client.close()
+		s.client = nil
+	}
+	if s.id != nil {
+		s.client = newEndpointClient(cfg, s.id)
+	}
+	return nil
 }
 
 // store records the outcome of a renewal for id that started at sent (a

@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -323,5 +324,33 @@ func TestParseTokenResponse(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestAConfigDirWithoutTheServerCAIsReadAgain: a pod that started before
+// the operator wrote ca.crt into its config Secret fails verification, and
+// succeeds once the kubelet has updated the mounted Secret.
+func TestAConfigDirWithoutTheServerCAIsReadAgain(t *testing.T) {
+	e := newScriptedEndpoint(t)
+	e.respond = func(n int, _ tokenRequest, w http.ResponseWriter) { issue(n, w) }
+	dir := t.TempDir()
+	for name, v := range map[string]string{
+		ConfigFileClientID: "team.worker", ConfigFileIssuer: "https://issuer.example", ConfigFileTokenEndpoint: e.srv.URL + "/token",
+	} {
+		writeTokenFile(t, filepath.Join(dir, name), v)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	writeTokenFile(t, tokenFile, "sa-token")
+	src, err := New(Options{ConfigDir: dir, TokenFile: tokenFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Token(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("without ca.crt: %v, want a certificate verification error", err)
+	}
+	writeTokenFile(t, filepath.Join(dir, ConfigFileCA), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.srv.Certificate().Raw})))
+	tok, err := src.Token(context.Background())
+	if err != nil || tok != "at-1" {
+		t.Fatalf("after ca.crt appeared: %q, %v; want at-1", tok, err)
 	}
 }

@@ -139,7 +139,7 @@ func run(ctx context.Context, o *options, log *slog.Logger) error {
 		}
 	}
 	src, err := boundtoken.New(boundtoken.Options{
-		Config: cfg, TokenFile: o.tokenFile, Scopes: o.scopes, Resources: o.resources, CertificateLifetime: o.certLifetime,
+		Config: cfg, ConfigDir: o.configDir, TokenFile: o.tokenFile, Scopes: o.scopes, Resources: o.resources, CertificateLifetime: o.certLifetime,
 	})
 	if err != nil {
 		return err
