@@ -201,6 +201,7 @@ func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.
 		if retErr == nil {
 			s.status.ObservedGeneration = as.Generation
 		}
+		s.conds.setHealth(authorizationServerReasonHealth)
 		s.status.Conditions = s.conds.result
 		if err := r.writeStatus(ctx, &as, s.status); err != nil {
 			retErr = errors.Join(retErr, err)
@@ -331,7 +332,7 @@ func (r *AuthorizationServerReconciler) reconcileSigningKeys(ctx context.Context
 	}
 	planned, _, next, err := planSigningKeys(s.now, keys, rotationPolicyOf(as), r.GenerateKey)
 	if err != nil {
-		s.conds.set(oauthv1alpha1.ConditionSigningKeyReady, falseResult("KeyGenerationFailed", err.Error()))
+		s.conds.set(oauthv1alpha1.ConditionSigningKeyReady, falseResult(ReasonKeyGenerationFailed, err.Error()))
 		return err
 	}
 	jwks, schedule, err := encodeSigningKeys(planned)

@@ -67,7 +67,7 @@ func (s *conditionSet) summarize(readyReason, readyMessage string, order ...stri
 	for _, t := range order {
 		c := s.get(t)
 		if c == nil {
-			s.set(oauthv1alpha1.ConditionReady, unknownResult("Reconciling", t+" has not been evaluated yet"))
+			s.set(oauthv1alpha1.ConditionReady, unknownResult(ReasonNotEvaluated, t+" has not been evaluated yet"))
 			return
 		}
 		if c.Status != metav1.ConditionTrue {
@@ -82,6 +82,10 @@ func (s *conditionSet) summarize(readyReason, readyMessage string, order ...stri
 // when it became True, Warning otherwise, with the condition's reason.
 func recordTransitions(recorder events.EventRecorder, obj runtime.Object, previous, current []metav1.Condition) {
 	for _, c := range transitions(previous, current) {
+		if isHealthCondition(c.Type) {
+			// Reconciling and Stalled repeat another condition's event.
+			continue
+		}
 		eventType := corev1.EventTypeNormal
 		if c.Status != metav1.ConditionTrue {
 			eventType = corev1.EventTypeWarning

@@ -281,6 +281,7 @@ func (r *OAuthClientReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			s.status = *oc.Status.DeepCopy()
 			return
 		}
+		s.conds.setHealth(oauthClientReasonHealth)
 		s.status.Conditions = s.conds.result
 		if err := r.writeStatus(ctx, &oc, s.status); err != nil {
 			retErr = errors.Join(retErr, err)

@@ -55,4 +55,14 @@ const (
 	// ConditionReady summarises the other conditions: True when the object
 	// does everything it promises.
 	ConditionReady = "Ready"
+	// ConditionReconciling is True while the operator waits on something
+	// that finishes by itself (a certificate being issued, pods rolling
+	// out); its reason is the waiting condition's. Absent otherwise.
+	// kstatus (Argo CD, Flux) reads it as InProgress.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when only a user's change can make progress
+	// (a policy refusal, a subject conflict, a missing trust anchor); its
+	// reason is the blocking condition's. Absent otherwise. kstatus reads
+	// it as Failed.
+	ConditionStalled = "Stalled"
 )
