@@ -290,9 +290,10 @@ const (
 	// ConditionRegistered: the registration is written and unique.
 	ConditionRegistered = "Registered"
 	// ConditionServiceAccountFound: the ServiceAccount a public client
-	// (authenticationMethod none) is bound to exists. Informational: the
-	// client is registered and Ready without it, but no token of it can be
-	// exchanged until it is created.
+	// (authenticationMethod none) is bound to exists. The client is
+	// registered without it, but it is not Ready (reason
+	// ServiceAccountNotFound) because no token can be exchanged until the
+	// ServiceAccount is created.
 	ConditionServiceAccountFound = "ServiceAccountFound"
 )
 

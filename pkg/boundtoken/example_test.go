@@ -11,11 +11,9 @@ import (
 // projected service-account token at boundtoken.DefaultTokenFile calls a
 // protected API: no key or secret is stored anywhere.
 func Example() {
-	cfg, err := boundtoken.LoadConfig("/etc/certbound/client")
-	if err != nil {
-		log.Fatal(err)
-	}
-	src, err := boundtoken.New(boundtoken.Options{Config: cfg, Scopes: []string{"payments.read"}})
+	// The Source rereads the mounted config before every renewal, so it
+	// follows the kubelet's updates of the Secret.
+	src, err := boundtoken.New(boundtoken.Options{ConfigDir: "/etc/certbound/client", Scopes: []string{"payments.read"}})
 	if err != nil {
 		log.Fatal(err)
 	}
