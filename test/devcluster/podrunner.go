@@ -2,11 +2,15 @@ package devcluster
 
 // The pod runner stands in for the kubelet and the Deployment controller,
 // for the certbound image only: each Deployment whose pod template runs
-// that image becomes one local process of bin/certbound, with the pod's
-// Secret and ConfigMap volumes written to a directory, mount paths and
-// listen ports in the arguments rewritten to that directory and to free
-// loopback ports, and a kubeconfig carrying a token of the pod's own
-// ServiceAccount (so the process meets the RBAC the operator granted it).
+// that image (as a container or as a native sidecar, an init container with
+// restartPolicy Always) becomes one local process of bin/certbound, with
+// the pod's Secret, ConfigMap, emptyDir and projected service-account token
+// volumes written to a directory, mount paths and listen ports in the
+// arguments rewritten to that directory and to free loopback ports, and a
+// kubeconfig carrying a token of the pod's own ServiceAccount (so the
+// process meets the RBAC the operator granted it). Service names resolve as
+// cluster DNS would resolve them, through an HTTPS proxy of the runner's
+// (HTTPS_PROXY) that connects <svc>.<ns>.svc to the local pod behind it.
 // Readiness is probed as the kubelet would, and the Deployment's status is
 // written so the operator sees its servers become available.
 
@@ -60,6 +64,9 @@ type PodRunner struct {
 	// services is the last Service list seen, so Service names still
 	// resolve while the API server is away.
 	services []corev1.Service
+	// serviceProxy is the URL of the proxy that connects the processes to
+	// Services by name (empty until Run starts it).
+	serviceProxy string
 }
 
 // localPod is one running process standing for a Deployment's pod.
@@ -76,6 +83,9 @@ type localPod struct {
 	logPath    string
 	ready      bool
 	restarts   int
+	// tokenRenewals is when each projected service-account token file
+	// (by path) is requested again.
+	tokenRenewals map[string]time.Time
 }
 
 // NewPodRunner prepares a runner for pods of image, run with binary, with
@@ -91,6 +101,11 @@ func NewPodRunner(c client.Client, cfg *rest.Config, image, binary, dir string) 
 // Run reconciles processes with Deployments every half second until ctx is
 // done, then stops every process.
 func (r *PodRunner) Run(ctx context.Context) {
+	if err := r.startServiceProxy(ctx); err != nil {
+		// Only pods that dial Services by name need it; they fail to
+		// connect and say so in their logs.
+		fmt.Fprintf(os.Stderr, "devcluster: no Service proxy for the local pods: %v\n", err)
+	}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	defer r.stopAll()
@@ -140,12 +155,35 @@ func (r *PodRunner) sync(ctx context.Context) {
 }
 
 func (r *PodRunner) certboundContainer(d *appsv1.Deployment) *corev1.Container {
-	for i := range d.Spec.Template.Spec.Containers {
-		if d.Spec.Template.Spec.Containers[i].Image == r.image {
-			return &d.Spec.Template.Spec.Containers[i]
+	spec := &d.Spec.Template.Spec
+	for i := range spec.Containers {
+		if r.runsImage(spec.Containers[i].Image) {
+			return &spec.Containers[i]
+		}
+	}
+	for i := range spec.InitContainers {
+		sidecar := ptr.Deref(spec.InitContainers[i].RestartPolicy, "") == corev1.ContainerRestartPolicyAlways
+		if sidecar && r.runsImage(spec.InitContainers[i].Image) {
+			return &spec.InitContainers[i]
 		}
 	}
 	return nil
+}
+
+// releasedImage is the repository of the released certbound image, which
+// the samples' workloads name: the runner runs any tag of it as the local
+// build too.
+const releasedImage = "ghcr.io/certbound/certbound"
+
+func (r *PodRunner) runsImage(image string) bool {
+	if image == r.image {
+		return true
+	}
+	repository, _, _ := strings.Cut(image, "@")
+	if colon := strings.LastIndexByte(repository, ':'); colon > strings.LastIndexByte(repository, '/') {
+		repository = repository[:colon]
+	}
+	return repository == releasedImage
 }
 
 func templateHash(d *appsv1.Deployment) string {
@@ -176,7 +214,7 @@ func (r *PodRunner) syncDeployment(ctx context.Context, d *appsv1.Deployment, co
 	}
 	// Volumes follow their Secrets as kubelet's do, so rotated certificates
 	// reach the running process.
-	if err := r.writeVolumes(ctx, d, p.dir); err != nil {
+	if err := r.writeVolumes(ctx, d, p); err != nil {
 		r.writeStatus(ctx, d, false)
 		return
 	}
@@ -198,7 +236,8 @@ func (r *PodRunner) newPod(d *appsv1.Deployment, container *corev1.Container, ha
 		return nil, err
 	}
 	p := &localPod{deployment: types.NamespacedName{Namespace: d.Namespace, Name: d.Name}, hash: hash, dir: dir,
-		labels: d.Spec.Template.Labels, ports: map[string]int{}, logPath: filepath.Join(dir, "container.log")}
+		labels: d.Spec.Template.Labels, ports: map[string]int{}, logPath: filepath.Join(dir, "container.log"),
+		tokenRenewals: map[string]time.Time{}}
 	for _, cp := range container.Ports {
 		port, err := freePort()
 		if err != nil {
@@ -216,24 +255,26 @@ func (r *PodRunner) newPod(d *appsv1.Deployment, container *corev1.Container, ha
 	return p, nil
 }
 
-// writeVolumes materialises the pod's Secret, ConfigMap and emptyDir
-// volumes under dir/volumes/<name>. A missing Secret keeps the pod from
-// starting, as it would keep a real pod in ContainerCreating.
-func (r *PodRunner) writeVolumes(ctx context.Context, d *appsv1.Deployment, dir string) error {
+// writeVolumes materialises the pod's Secret, ConfigMap, emptyDir and
+// projected service-account token volumes under <pod dir>/volumes/<name>.
+// A missing Secret keeps the pod from starting, as it would keep a real
+// pod in ContainerCreating.
+func (r *PodRunner) writeVolumes(ctx context.Context, d *appsv1.Deployment, p *localPod) error {
 	for _, v := range d.Spec.Template.Spec.Volumes {
-		target := filepath.Join(dir, "volumes", v.Name)
+		target := filepath.Join(p.dir, "volumes", v.Name)
 		if err := os.MkdirAll(target, 0o700); err != nil {
 			return err
 		}
 		var files map[string][]byte
 		var items []corev1.KeyToPath
+		var optional bool
 		switch {
 		case v.Secret != nil:
 			var s corev1.Secret
 			if err := r.client.Get(ctx, client.ObjectKey{Namespace: d.Namespace, Name: v.Secret.SecretName}, &s); err != nil {
 				return err
 			}
-			files, items = s.Data, v.Secret.Items
+			files, items, optional = s.Data, v.Secret.Items, ptr.Deref(v.Secret.Optional, false)
 		case v.ConfigMap != nil:
 			var cm corev1.ConfigMap
 			if err := r.client.Get(ctx, client.ObjectKey{Namespace: d.Namespace, Name: v.ConfigMap.Name}, &cm); err != nil {
@@ -243,11 +284,24 @@ func (r *PodRunner) writeVolumes(ctx context.Context, d *appsv1.Deployment, dir 
 			for k, val := range cm.Data {
 				files[k] = []byte(val)
 			}
-			items = v.ConfigMap.Items
+			items, optional = v.ConfigMap.Items, ptr.Deref(v.ConfigMap.Optional, false)
 		case v.EmptyDir != nil:
 			continue
+		case v.Projected != nil:
+			if err := r.writeProjectedTokens(ctx, d, p, v, target); err != nil {
+				return err
+			}
+			continue
 		default:
-			return fmt.Errorf("volume %s: only Secret, ConfigMap and emptyDir volumes run locally", v.Name)
+			return fmt.Errorf("volume %s: only Secret, ConfigMap, emptyDir and projected service-account token volumes run locally", v.Name)
+		}
+		for _, item := range items {
+			// As the kubelet: a listed key that is missing keeps the volume,
+			// and so the pod, from being set up (a running pod keeps the
+			// files it has).
+			if _, ok := files[item.Key]; !ok && !optional && p.cmd == nil {
+				return fmt.Errorf("volume %s: key %s not found", v.Name, item.Key)
+			}
 		}
 		for key, data := range files {
 			path := key
@@ -264,6 +318,47 @@ func (r *PodRunner) writeVolumes(ctx context.Context, d *appsv1.Deployment, dir 
 		}
 	}
 	return nil
+}
+
+// writeProjectedTokens writes the serviceAccountToken sources of a
+// projected volume as the kubelet does: a TokenRequest for the pod's
+// ServiceAccount with the source's audience (default: the API server's)
+// and lifetime (default 1 h), requested again once 80% of the lifetime has
+// passed. Unlike the kubelet's, the token is not bound to a Pod object:
+// the local pod has none.
+func (r *PodRunner) writeProjectedTokens(ctx context.Context, d *appsv1.Deployment, p *localPod, v corev1.Volume, target string) error {
+	for _, source := range v.Projected.Sources {
+		sat := source.ServiceAccountToken
+		if sat == nil {
+			return fmt.Errorf("volume %s: only serviceAccountToken sources of projected volumes run locally", v.Name)
+		}
+		path := filepath.Join(target, sat.Path)
+		if renewal, ok := p.tokenRenewals[path]; ok && time.Now().Before(renewal) {
+			continue
+		}
+		lifetime := ptr.Deref(sat.ExpirationSeconds, 3600)
+		spec := authenticationv1.TokenRequestSpec{ExpirationSeconds: &lifetime}
+		if sat.Audience != "" {
+			spec.Audiences = []string{sat.Audience}
+		}
+		requested := time.Now()
+		tr, err := r.kube.CoreV1().ServiceAccounts(d.Namespace).CreateToken(ctx, podServiceAccount(d), &authenticationv1.TokenRequest{Spec: spec}, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("volume %s: token for service account %s/%s: %w", v.Name, d.Namespace, podServiceAccount(d), err)
+		}
+		if err := writeIfChanged(path, []byte(tr.Status.Token)); err != nil {
+			return err
+		}
+		p.tokenRenewals[path] = requested.Add(time.Duration(lifetime) * time.Second * 8 / 10)
+	}
+	return nil
+}
+
+func podServiceAccount(d *appsv1.Deployment) string {
+	if sa := d.Spec.Template.Spec.ServiceAccountName; sa != "" {
+		return sa
+	}
+	return "default"
 }
 
 // writeIfChanged replaces a file atomically when its content differs, the
@@ -320,6 +415,12 @@ func (r *PodRunner) start(ctx context.Context, d *appsv1.Deployment, container *
 	}
 	args := localArgs(container.Args, container.VolumeMounts, p.dir, p.ports)
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + p.dir, "KUBECONFIG=" + kubeconfig, "TMPDIR=" + p.dir}
+	r.mu.Lock()
+	if r.serviceProxy != "" {
+		// Loopback addresses (the API server) are never proxied.
+		env = append(env, "HTTPS_PROXY="+r.serviceProxy)
+	}
+	r.mu.Unlock()
 	for _, e := range container.Env {
 		switch {
 		case e.ValueFrom == nil:
@@ -356,10 +457,7 @@ func (r *PodRunner) start(ctx context.Context, d *appsv1.Deployment, container *
 // podKubeconfig gives the process the identity of its pod's
 // ServiceAccount through a TokenRequest, like a projected token volume.
 func (r *PodRunner) podKubeconfig(ctx context.Context, d *appsv1.Deployment, dir string) (string, error) {
-	sa := d.Spec.Template.Spec.ServiceAccountName
-	if sa == "" {
-		sa = "default"
-	}
+	sa := podServiceAccount(d)
 	tr, err := r.kube.CoreV1().ServiceAccounts(d.Namespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(24 * 3600))},
 	}, metav1.CreateOptions{})
@@ -481,6 +579,93 @@ func (r *PodRunner) ServiceAddress(namespace, name string, port int32) (string, 
 		return "", fmt.Errorf("service %s/%s port %d has no local pod", namespace, name, port)
 	}
 	return "", fmt.Errorf("service %s/%s has no port %d", namespace, name, port)
+}
+
+// serviceAddress resolves addr (host:port) as a pod would: a Service
+// name, <svc>.<ns>.svc[.cluster.local], becomes the local pod behind it;
+// any other address is returned as it is.
+func (r *PodRunner) serviceAddress(addr string) (string, error) {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	parts := strings.Split(strings.TrimSuffix(host, ".cluster.local"), ".")
+	if len(parts) != 3 || parts[2] != "svc" {
+		return addr, nil
+	}
+	port, err := strconv.ParseInt(portText, 10, 32)
+	if err != nil {
+		return "", fmt.Errorf("port of %s: %w", addr, err)
+	}
+	return r.ServiceAddress(parts[1], parts[0], int32(port))
+}
+
+// startServiceProxy serves HTTP CONNECT on a loopback port until ctx is
+// done, tunnelling to serviceAddress: what cluster DNS and the Service
+// network do for a real pod's HTTPS requests (TLS stays end to end).
+func (r *PodRunner) startServiceProxy(ctx context.Context) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	server := &http.Server{Handler: http.HandlerFunc(r.tunnel), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = server.Serve(l) }()
+	go func() {
+		<-ctx.Done()
+		_ = server.Close()
+	}()
+	r.mu.Lock()
+	r.serviceProxy = "http://" + l.Addr().String()
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *PodRunner) tunnel(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodConnect {
+		http.Error(w, "this proxy only tunnels (CONNECT)", http.StatusMethodNotAllowed)
+		return
+	}
+	addr, err := r.serviceAddress(req.Host)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	upstream, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(req.Context(), "tcp", addr)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	conn, buffered, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		upstream.Close()
+		return
+	}
+	if _, err := io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		conn.Close()
+		upstream.Close()
+		return
+	}
+	go pipe(upstream, buffered.Reader, conn)
+	go pipe(conn, upstream, upstream)
+}
+
+// pipe copies src to dst, then closes both ends of the tunnel.
+func pipe(dst io.WriteCloser, src io.Reader, srcConn io.Closer) {
+	_, _ = io.Copy(dst, src)
+	dst.Close()
+	srcConn.Close()
+}
+
+// VolumeDir is the directory standing for a volume of a Deployment's local
+// pod (an emptyDir the process writes, for example).
+func (r *PodRunner) VolumeDir(namespace, name, volume string) (string, error) {
+	r.mu.Lock()
+	p := r.pods[types.NamespacedName{Namespace: namespace, Name: name}]
+	r.mu.Unlock()
+	if p == nil {
+		return "", fmt.Errorf("deployment %s/%s has no local pod", namespace, name)
+	}
+	return filepath.Join(p.dir, "volumes", volume), nil
 }
 
 // Pods describes the local pods, for the demo's printout.
