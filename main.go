@@ -15,6 +15,7 @@ import (
 
 	"github.com/certbound/certbound/asruntime"
 	"github.com/certbound/certbound/asruntime/resourceproxy"
+	"github.com/certbound/certbound/internal/diagnose"
 	"github.com/certbound/certbound/pkg/boundtoken/agent"
 )
 
@@ -28,11 +29,12 @@ var subcommands = map[string]subcommand{
 	"authorization-server": {"run the RFC 8705 authorization server", asruntime.RunAuthorizationServer},
 	"resource-proxy":       {"run an mTLS reverse proxy that demands certificate-bound access tokens", resourceproxy.Run},
 	"token-agent":          {"run a workload sidecar that keeps a certificate-bound token from the pod's service-account token", agent.Run},
+	"diagnose":             {"explain why an OAuthClient cannot get a token (diagnose oauthclient NAMESPACE/NAME)", diagnose.Run},
 }
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: certbound <subcommand> [flags]\n\nsubcommands:\n")
-	for _, name := range []string{"manager", "authorization-server", "resource-proxy", "token-agent"} {
+	for _, name := range []string{"manager", "authorization-server", "resource-proxy", "token-agent", "diagnose"} {
 		fmt.Fprintf(os.Stderr, "  %-22s %s\n", name, subcommands[name].summary)
 	}
 	fmt.Fprintf(os.Stderr, "\n`certbound <subcommand> --help` lists a subcommand's flags.\n")
