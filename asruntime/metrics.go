@@ -6,6 +6,8 @@ package asruntime
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +22,7 @@ type Metrics struct {
 	registry *prometheus.Registry
 
 	tokenRequests      *prometheus.CounterVec
+	tokenLatency       tokenLatency
 	issued             prometheus.Counter
 	authFailures       map[authFailure]prometheus.Counter
 	registryLoadErrors prometheus.Counter
@@ -50,7 +53,7 @@ func NewMetrics() *Metrics {
 		registry: reg,
 		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "certbound_as_token_requests_total",
-			Help: "Token endpoint requests by outcome: issued, or the OAuth error code returned.",
+			Help: "Token endpoint requests by outcome: " + outcomeIssued + ", or the OAuth error code returned.",
 		}, []string{"outcome"}),
 		registryLoadErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "certbound_as_registry_load_errors_total",
@@ -132,10 +135,8 @@ func NewMetrics() *Metrics {
 		m.revocationRefusals.WithLabelValues(l)
 	}
 	reg.MustRegister(m.revocationRefusals)
-	m.issued = m.tokenRequests.WithLabelValues("issued")
-	for _, r := range jwksRefusalReasons {
-		m.jwksFetchRefusals.WithLabelValues(r)
-	}
+	m.issued = m.tokenRequests.WithLabelValues(outcomeIssued)
+	m.tokenLatency = newTokenLatency(reg)
 	m.publicClients = newPublicClientMetrics(reg)
 	for _, r := range jwksRefusalReasons {
 		m.jwksFetchRefusals.WithLabelValues(r)
@@ -157,6 +158,13 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 func (m *Metrics) tokenIssued() {
 	if m != nil {
 		m.issued.Inc()
+	}
+}
+
+// tokenServed observes the time a token request took, once per request.
+func (m *Metrics) tokenServed(grantType, outcome string, start time.Time) {
+	if m != nil {
+		m.tokenLatency.observer(grantType, outcome).Observe(time.Since(start).Seconds())
 	}
 }
 
@@ -247,4 +255,62 @@ func (m *Metrics) revocationRefused(limit string) {
 	if m != nil {
 		m.revocationRefusals.WithLabelValues(limit).Inc()
 	}
+}
+
+// outcomeIssued is the outcome label of a token request that got a token.
+const outcomeIssued = "issued"
+
+// grantTypeOther labels a token request whose grant_type is missing or not
+// one this server knows, so a client cannot create label values.
+const grantTypeOther = "other"
+
+// tokenGrantTypes are the grant_type label values besides grantTypeOther.
+var tokenGrantTypes = []string{GrantTypeClientCredentials, GrantTypeTokenExchange, GrantTypeRefreshToken}
+
+// tokenOutcomes are the outcome label values: issued, or an OAuth error code
+// the token endpoint answers with (RFC 6749 §5.2, RFC 8693 §2.2.2).
+var tokenOutcomes = []string{
+	outcomeIssued, "invalid_request", "invalid_client", "invalid_grant", "invalid_scope", "invalid_target",
+	"unauthorized_client", "unsupported_grant_type", "server_error", "temporarily_unavailable",
+}
+
+// tokenLatency is the token endpoint's latency histogram with every
+// observer resolved up front: the endpoint's hot path only looks one up.
+type tokenLatency struct {
+	vec       *prometheus.HistogramVec
+	observers map[tokenLatencyLabels]prometheus.Observer
+}
+
+type tokenLatencyLabels struct{ grantType, outcome string }
+
+func newTokenLatency(reg *prometheus.Registry) tokenLatency {
+	vec := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "certbound_as_token_request_duration_seconds",
+		Help: "Time to answer a token request, client authentication and signing included, by grant_type (" +
+			strings.Join(tokenGrantTypes, ", ") + ", or " + grantTypeOther + ") and outcome (" + outcomeIssued +
+			", or the OAuth error code returned).",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+	}, []string{"grant_type", "outcome"})
+	reg.MustRegister(vec)
+	l := tokenLatency{vec: vec, observers: make(map[tokenLatencyLabels]prometheus.Observer, (len(tokenGrantTypes)+1)*len(tokenOutcomes))}
+	for _, g := range append(slices.Clone(tokenGrantTypes), grantTypeOther) {
+		for _, o := range tokenOutcomes {
+			l.observers[tokenLatencyLabels{g, o}] = vec.WithLabelValues(g, o)
+		}
+	}
+	return l
+}
+
+// observer is the observer of a request's labels, the grant type folded to
+// grantTypeOther unless it is a known one.
+func (l tokenLatency) observer(grantType, outcome string) prometheus.Observer {
+	if !slices.Contains(tokenGrantTypes, grantType) {
+		grantType = grantTypeOther
+	}
+	if o, ok := l.observers[tokenLatencyLabels{grantType, outcome}]; ok {
+		return o
+	}
+	// An error code missing from tokenOutcomes: still a constant of this
+	// server, so still a bounded label value.
+	return l.vec.WithLabelValues(grantType, outcome)
 }

@@ -15,12 +15,40 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/certbound/certbound/asruntime/certbinding"
 )
 
+// handleToken serves a token request and observes how long it took.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	tw := tokenResponseWriters.Get().(*tokenResponseWriter)
+	tw.ResponseWriter, tw.outcome = w, outcomeIssued
+	s.serveToken(tw, r)
+	s.metrics.tokenServed(tw.grantType, tw.outcome, start)
+	*tw = tokenResponseWriter{}
+	tokenResponseWriters.Put(tw)
+}
+
+// tokenResponseWriter is the token endpoint's ResponseWriter: it carries the
+// request's metric labels from wherever they are decided (tokenError, and
+// the grant dispatch) back to handleToken.
+type tokenResponseWriter struct {
+	http.ResponseWriter
+	grantType, outcome string
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (tw *tokenResponseWriter) Unwrap() http.ResponseWriter { return tw.ResponseWriter }
+
+// tokenResponseWriters are pooled so that observing the latency allocates nothing
+// per request.
+var tokenResponseWriters = sync.Pool{New: func() any { return new(tokenResponseWriter) }}
+
+func (s *Server) serveToken(w *tokenResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		s.tokenError(w, r, errMethodNotAllowed, nil)
 		return
@@ -30,6 +58,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, oerr, nil)
 		return
 	}
+	w.grantType = req.grantType
 	if req.grantType == "" {
 		s.tokenError(w, r, errMissingGrantType, nil)
 		return
@@ -109,6 +138,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, e *oauthError, client *Client) {
 	s.metrics.tokenFailed(e.code)
+	if tw, ok := w.(*tokenResponseWriter); ok {
+		tw.outcome = e.code
+	}
 	if client != nil && s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("token request refused", "client_id", client.ID, "error", e.code, "description", e.description)
 	}

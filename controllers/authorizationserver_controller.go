@@ -180,6 +180,7 @@ func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.
 	var as oauthv1alpha1.AuthorizationServer
 	if err := r.Client.Get(ctx, req.NamespacedName, &as); err != nil {
 		if apierrors.IsNotFound(err) {
+			forgetServerMetrics(req.Namespace, req.Name)
 			return ctrl.Result{}, r.deleteTokenReviewBinding(ctx, req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, err
@@ -188,6 +189,7 @@ func (r *AuthorizationServerReconciler) Reconcile(ctx context.Context, req ctrl.
 		// Namespaced children are owned and garbage-collected;
 		// registrations are removed by their clients, which lose
 		// acceptance. The cluster-scoped binding goes now.
+		forgetServerMetrics(as.Namespace, as.Name)
 		return ctrl.Result{}, r.deleteTokenReviewBinding(ctx, as.Namespace, as.Name)
 	}
 	now := r.Clock.Now()
@@ -330,7 +332,8 @@ func (r *AuthorizationServerReconciler) reconcileSigningKeys(ctx context.Context
 			keys, regenerated = nil, true
 		}
 	}
-	planned, _, next, err := planSigningKeys(s.now, keys, rotationPolicyOf(as), r.GenerateKey)
+	policy := rotationPolicyOf(as)
+	planned, _, next, err := planSigningKeys(s.now, keys, policy, r.GenerateKey)
 	if err != nil {
 		s.conds.set(oauthv1alpha1.ConditionSigningKeyReady, falseResult(ReasonKeyGenerationFailed, err.Error()))
 		return err
@@ -360,6 +363,7 @@ func (r *AuthorizationServerReconciler) reconcileSigningKeys(ctx context.Context
 		s.conds.set(oauthv1alpha1.ConditionSigningKeyReady, trueResult(ReasonKeysCurrent, msg))
 	}
 	s.keysHash, s.nextKeyEvent = hashOf(kids), next
+	recordNextRotation(as.Namespace, as.Name, nextRotation(planned, policy))
 	return nil
 }
 

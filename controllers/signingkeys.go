@@ -140,6 +140,19 @@ func planSigningKeys(now time.Time, keys []signingKey, p rotationPolicy, generat
 	return out, changed, next, nil
 }
 
+// nextRotation is when planned keys next rotate: a published successor
+// starts signing a token TTL after it was published; without one, the
+// signer's period ends and a successor is published. keys is a plan, so
+// keys[0] signs.
+func nextRotation(keys []signingKey, p rotationPolicy) time.Time {
+	for _, k := range keys {
+		if k.Times.Activated == nil {
+			return k.Times.Published.Add(p.TokenTTL)
+		}
+	}
+	return keys[0].Times.Activated.Add(p.Period)
+}
+
 func newSigningKey(now time.Time, alg oauthv1alpha1.SigningAlgorithm, generate keyGenerator) (signingKey, error) {
 	jwk, err := generate(alg)
 	if err != nil {

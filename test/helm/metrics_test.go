@@ -27,7 +27,8 @@ var (
 
 // knownMetrics are the metric names the alerts and the dashboard may use,
 // read from the code that registers them: the authorization server's
-// asruntime/metrics.go, controller-runtime (the manager's reconcile,
+// asruntime/metrics.go and tokenexchange_metrics.go, the operator's
+// controllers/metrics.go, controller-runtime (the manager's reconcile,
 // work-queue, webhook and leader-election metrics, and the certwatcher
 // metrics the authorization server registers too), cert-manager's
 // certificate collector; plus kubeStateMetrics.
@@ -46,6 +47,8 @@ func knownMetrics(t *testing.T) map[string]bool {
 		}
 	}
 	add(filepath.Join(root, "asruntime", "metrics.go"), metricNameField, "")
+	add(filepath.Join(root, "asruntime", "tokenexchange_metrics.go"), metricNameField, "")
+	add(filepath.Join(root, "controllers", "metrics.go"), metricNameField, "")
 
 	controllerRuntime := moduleDir(t, ".", "sigs.k8s.io/controller-runtime")
 	for _, f := range []string{
@@ -103,6 +106,9 @@ func TestKnownMetricsAreRead(t *testing.T) {
 	for _, name := range []string{
 		"certbound_as_client_auth_failures_total",
 		"certbound_as_token_requests_total",
+		"certbound_as_token_request_duration_seconds",
+		"certbound_as_refreshes_total",
+		"certbound_signing_key_next_rotation_timestamp_seconds",
 		"controller_runtime_reconcile_errors_total",
 		"workqueue_depth",
 		"certmanager_certificate_expiration_timestamp_seconds",

@@ -294,6 +294,35 @@ controller_runtime_reconcile_errors_total{job="other-operator", namespace="other
 			at:         25 * time.Minute,
 			wantFiring: map[string]string{"namespace": "certbound-system", "controller": "oauthclient", "severity": "warning"},
 		},
+		{
+			// Rotation planned for time 0: an hour later it is overdue, and
+			// 15 minutes after that the alert fires. Another server rotated
+			// on time (its gauge moved on), a third is not due; another
+			// job's series are not certbound's.
+			name:  "signing key rotation overdue",
+			alert: "CertboundSigningKeyRotationOverdue",
+			series: `certbound_signing_key_next_rotation_timestamp_seconds{job="certbound-manager-metrics", namespace="team-a", authorizationserver="stuck", pod="certbound-manager-0"} 0+0x90
+certbound_signing_key_next_rotation_timestamp_seconds{job="certbound-manager-metrics", namespace="team-a", authorizationserver="rotated", pod="certbound-manager-0"} 0+0x30 172800+0x60
+certbound_signing_key_next_rotation_timestamp_seconds{job="certbound-manager-metrics", namespace="team-b", authorizationserver="main", pod="certbound-manager-0"} 86400+0x90
+certbound_signing_key_next_rotation_timestamp_seconds{job="other-operator", namespace="team-c", authorizationserver="main", pod="other-0"} 0+0x90`,
+			at:         80 * time.Minute,
+			wantFiring: map[string]string{"namespace": "team-a", "authorizationserver": "stuck", "severity": "warning"},
+		},
+		{
+			name:   "signing key rotation late, not yet for 15 minutes",
+			alert:  "CertboundSigningKeyRotationOverdue",
+			series: `certbound_signing_key_next_rotation_timestamp_seconds{job="certbound-manager-metrics", namespace="team-a", authorizationserver="stuck", pod="certbound-manager-0"} 0+0x90`,
+			at:     70 * time.Minute,
+		},
+		{
+			// A new leader reports the rotation it carried out; the
+			// stale series of the former one does not fire.
+			name:  "signing keys rotated by a new leader",
+			alert: "CertboundSigningKeyRotationOverdue",
+			series: `certbound_signing_key_next_rotation_timestamp_seconds{job="certbound-manager-metrics", namespace="team-a", authorizationserver="main", pod="certbound-manager-0"} 0+0x90
+certbound_signing_key_next_rotation_timestamp_seconds{job="certbound-manager-metrics", namespace="team-a", authorizationserver="main", pod="certbound-manager-1"} _x30 172800+0x60`,
+			at: 90 * time.Minute,
+		},
 	}
 	alerts := alertRules(ruleFile(t))
 	for _, c := range cases {

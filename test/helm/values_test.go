@@ -178,6 +178,11 @@ func TestNonDefaultValuesTakeEffect(t *testing.T) {
 	if monitor.GetLabels()["release"] != "kube-prometheus" || nested(t, monitor, "spec", "endpoints").([]any)[0].(map[string]any)["interval"] != "30s" {
 		t.Errorf("ServiceMonitor labels %v / endpoints %v ignore the values", monitor.GetLabels(), nested(t, monitor, "spec", "endpoints"))
 	}
+	// The rotation alert groups by the AuthorizationServer's namespace,
+	// which only honoured labels keep.
+	if got := nested(t, monitor, "spec", "endpoints").([]any)[0].(map[string]any)["honorLabels"]; got != true {
+		t.Errorf("ServiceMonitor honorLabels = %v, want true", got)
+	}
 	podMonitor := onlyOfKind(t, objs, "PodMonitor")
 	if got := nested(t, podMonitor, "spec", "selector", "matchLabels", "app.kubernetes.io/name"); got != "certbound-authorization-server" {
 		t.Errorf("the PodMonitor selects app.kubernetes.io/name=%v", got)
