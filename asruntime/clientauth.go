@@ -76,8 +76,20 @@ type authResult struct {
 
 // authenticate identifies and authenticates the client of req. certs are
 // the peer certificates of the TLS connection (nil on the conventional
-// listener or when the client sent none).
+// listener or when the client sent none). A failure of a registered client
+// is handed to a registry that reports it back (authfailures.go).
 func (s *Server) authenticate(ctx context.Context, req *tokenRequest, certs []*x509.Certificate) (authResult, authFailure) {
+	res, f := s.authenticateClient(ctx, req, certs)
+	if f != "" && res.client != nil {
+		if rec, ok := s.registry.(authFailureRecorder); ok {
+			rec.recordAuthFailure(res.client.ID, f)
+		}
+	}
+	return res, f
+}
+
+// authenticateClient is authenticate without the failure report.
+func (s *Server) authenticateClient(ctx context.Context, req *tokenRequest, certs []*x509.Certificate) (authResult, authFailure) {
 	id := req.clientID
 	if req.basicPresent {
 		if id != "" && id != req.basicID {

@@ -5,13 +5,15 @@ package asruntime
 // server's name, each carrying one client's RFC 7591 metadata in
 // spec.client. An informer keeps a local copy, so the token endpoint never
 // waits on the API server and keeps serving the last known clients while
-// the API server is away. The registry reads ClientRegistrations only:
-// the server needs no access to Secrets.
+// the API server is away. The registry reads ClientRegistrations and
+// writes nothing but their status (authfailures_kube.go): the server
+// needs no access to Secrets.
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -52,6 +54,14 @@ type ClientRegistrationRegistry struct {
 	handled   cache.InformerSynced
 	rebuildMu sync.Mutex
 	changed   chan struct{}
+	// client writes the status reports of failures; sources maps each
+	// loaded client_id to its ClientRegistration's namespace/name key.
+	client      dynamic.Interface
+	sources     atomic.Pointer[map[string]string]
+	failures    *authFailureAggregator
+	failureTick time.Duration
+	// observedBy names this replica in the reports: the pod's host name.
+	observedBy string
 }
 
 // NewClientRegistrationRegistry watches the ClientRegistrations in
@@ -76,8 +86,14 @@ func NewClientRegistrationRegistry(client dynamic.Interface, namespace, asName s
 		factory:   factory,
 		informer:  informer,
 		changed:   make(chan struct{}, 1),
+
+		client:      client,
+		failures:    newAuthFailureAggregator(),
+		failureTick: authFailureFlushTick,
 	}
+	r.observedBy, _ = os.Hostname()
 	r.current.Store(&ClientSet{})
+	r.sources.Store(&map[string]string{})
 	notify := func() {
 		select {
 		case r.changed <- struct{}{}:
@@ -118,6 +134,9 @@ func (r *ClientRegistrationRegistry) Run(ctx context.Context) error {
 	}
 	r.rebuild()
 	r.loaded.Store(true)
+	var reporting sync.WaitGroup
+	defer reporting.Wait()
+	reporting.Go(func() { r.reportAuthFailures(ctx, r.failureTick) })
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
 	for {
@@ -168,6 +187,15 @@ func (r *ClientRegistrationRegistry) rebuild() {
 		docs = append(docs, ClientDocument{Source: reg.Namespace + "/" + reg.Name, Metadata: &reg.Spec.Client})
 	}
 	set := BuildClientSet(docs, reject)
+	sources := make(map[string]string, set.Len())
+	for _, doc := range docs {
+		if _, ok := set.Lookup(doc.Metadata.ClientID); ok {
+			if _, taken := sources[doc.Metadata.ClientID]; !taken {
+				sources[doc.Metadata.ClientID] = doc.Source
+			}
+		}
+	}
+	r.sources.Store(&sources)
 	r.current.Store(set)
 	r.metrics.registryLoaded(set.Len(), rejected)
 	r.log.Info("client registry loaded", "namespace", r.namespace, "clients", set.Len(), "rejected", rejected)

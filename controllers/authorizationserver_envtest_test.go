@@ -56,13 +56,16 @@ func TestAuthorizationServerChildren(t *testing.T) {
 	owned(&corev1.ServiceAccount{}, serverName)
 	var role rbacv1.Role
 	owned(&role, serverName)
-	// Read-only on the ClientRegistrations it trusts; revocations and
+	// Read-only on the ClientRegistrations it trusts but for a patch of
+	// their status (its authentication failure reports); revocations and
 	// refresh-token families are ConfigMaps it writes (update: rotation).
 	// No Secrets (TestServerRoleReadsNoSecrets).
-	if len(role.Rules) != 2 ||
+	if len(role.Rules) != 3 ||
 		!slices.Equal(role.Rules[0].APIGroups, []string{oauthv1alpha1.GroupVersion.Group}) ||
 		!slices.Equal(role.Rules[0].Resources, []string{"clientregistrations"}) || !slices.Equal(role.Rules[0].Verbs, []string{"get", "list", "watch"}) ||
-		!slices.Equal(role.Rules[1].Resources, []string{"configmaps"}) || !slices.Equal(role.Rules[1].Verbs, []string{"get", "list", "watch", "create", "update", "delete"}) {
+		!slices.Equal(role.Rules[1].APIGroups, []string{oauthv1alpha1.GroupVersion.Group}) ||
+		!slices.Equal(role.Rules[1].Resources, []string{"clientregistrations/status"}) || !slices.Equal(role.Rules[1].Verbs, []string{"patch"}) ||
+		!slices.Equal(role.Rules[2].Resources, []string{"configmaps"}) || !slices.Equal(role.Rules[2].Verbs, []string{"get", "list", "watch", "create", "update", "delete"}) {
 		t.Errorf("role rules %+v", role.Rules)
 	}
 	var rb rbacv1.RoleBinding

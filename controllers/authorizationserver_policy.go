@@ -228,13 +228,19 @@ func desiredServiceAccount(as *oauthv1alpha1.AuthorizationServer) *corev1.Servic
 	}
 }
 
+// The operator can grant the server's Role only what it holds itself.
+// +kubebuilder:rbac:groups=oauth.certbound.io,resources=clientregistrations/status,verbs=get;patch
+
 // desiredRole lets the server read the ClientRegistrations of its own
 // namespace and keep its revocations and refresh-token families as
 // ConfigMaps there (update: a refresh rotates its family with an
 // optimistic-concurrency update, so two replicas never both accept one
-// refresh token). It reads no Secret through the API: its signing keys,
-// serving certificate and trust anchors arrive as mounted volumes, so a
-// client private key kept in the same namespace is out of its reach.
+// refresh token), and report each client's recent authentication failures
+// in its ClientRegistration's status (patch on the status subresource
+// only: the spec stays the operator's). It reads no Secret through the
+// API: its signing keys, serving certificate and trust anchors arrive as
+// mounted volumes, so a client private key kept in the same namespace is
+// out of its reach.
 func desiredRole(as *oauthv1alpha1.AuthorizationServer) *rbacv1.Role {
 	return &rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"},
@@ -243,6 +249,10 @@ func desiredRole(as *oauthv1alpha1.AuthorizationServer) *rbacv1.Role {
 			APIGroups: []string{oauthv1alpha1.GroupVersion.Group},
 			Resources: []string{"clientregistrations"},
 			Verbs:     []string{"get", "list", "watch"},
+		}, {
+			APIGroups: []string{oauthv1alpha1.GroupVersion.Group},
+			Resources: []string{"clientregistrations/status"},
+			Verbs:     []string{"patch"},
 		}, {
 			APIGroups: []string{""},
 			Resources: []string{"configmaps"},

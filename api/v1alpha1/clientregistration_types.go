@@ -169,13 +169,59 @@ type ClientRegistrationSpec struct {
 	Client ClientMetadata `json:"client"`
 }
 
+// AuthenticationFailure is one reason for which the authorization server
+// refused this client's authentication, aggregated.
+type AuthenticationFailure struct {
+	// reason is the failure's reason, the label value of the server's
+	// certbound_client_authentication_failures_total metric (for example
+	// subject_mismatch, untrusted_chain, certificate_revoked).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason"`
+
+	// count is how many failures for this reason the server recorded
+	// since firstSeen.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	Count int64 `json:"count"`
+
+	// firstSeen is when the first of these failures was recorded.
+	// +required
+	FirstSeen metav1.Time `json:"firstSeen"`
+
+	// lastSeen is when the latest of these failures was recorded.
+	// +required
+	LastSeen metav1.Time `json:"lastSeen"`
+
+	// observedBy is the authorization server pod that wrote the latest.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ObservedBy string `json:"observedBy,omitempty"`
+}
+
+// ClientRegistrationStatus is what the authorization server reports about
+// the registered client.
+type ClientRegistrationStatus struct {
+	// authenticationFailures are the client's most recent failed
+	// authentications by reason, the latest first: at most 5 reasons,
+	// written by the authorization server at most every 30 seconds.
+	// +optional
+	// +listType=map
+	// +listMapKey=reason
+	// +kubebuilder:validation:MaxItems=5
+	AuthenticationFailures []AuthenticationFailure `json:"authenticationFailures,omitempty"`
+}
+
 // ClientRegistration is the registration of one OAuthClient with one
 // AuthorizationServer: RFC 7591 client metadata, without secret material,
 // that the authorization server's pods read. Only the operator writes
 // ClientRegistrations; no aggregated user role grants write access, so a
-// namespace admin cannot forge one.
+// namespace admin cannot forge one. The authorization server writes only
+// the status: its recent authentication failures for the client.
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=oacreg,categories=certbound
 // +kubebuilder:printcolumn:name="Client ID",type=string,JSONPath=`.spec.client.client_id`
 // +kubebuilder:printcolumn:name="Method",type=string,JSONPath=`.spec.client.token_endpoint_auth_method`
@@ -188,6 +234,10 @@ type ClientRegistration struct {
 	// spec is the registration.
 	// +required
 	Spec ClientRegistrationSpec `json:"spec"`
+
+	// status is written by the authorization server.
+	// +optional
+	Status ClientRegistrationStatus `json:"status,omitempty"`
 }
 
 // ClientRegistrationList is a list of ClientRegistrations.

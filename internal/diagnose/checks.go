@@ -34,6 +34,10 @@ const (
 // ExpiryWarning is how close to notAfter a certificate draws a warning.
 const ExpiryWarning = 7 * 24 * time.Hour
 
+// AuthFailureWindow is how recent an authentication failure the
+// authorization server reported must be to count.
+const AuthFailureWindow = time.Hour
+
 // Finding is one sentence about the client and what to do about it.
 type Finding struct {
 	Severity Severity `json:"severity"`
@@ -80,6 +84,7 @@ var checks = []check{
 	{"expiry", checkExpiry},
 	{"renewal", checkRenewal},
 	{"not-before", checkNotBefore},
+	{"auth-failures", checkAuthFailures},
 }
 
 // Diagnose runs every check, errors first, then warnings, then the checks
@@ -405,4 +410,59 @@ func checkNotBefore(o *Objects) []Finding {
 			Action:  "let cert-manager issue a new certificate (delete the certificate Secret, or `cmctl renew`)"}}
 	}
 	return none
+}
+
+// authFailureExplanations say, per reason the authorization server
+// reports in the ClientRegistration status (its client authentication
+// failure metric's reasons), what went wrong and what to do.
+var authFailureExplanations = map[string][2]string{
+	"method_mismatch": {"the client authenticated with another method than its registered token_endpoint_auth_method (for example a client secret alongside the certificate)",
+		"send only client_id in the body and authenticate with the registered method"},
+	"no_certificate": {"the client sent no certificate",
+		"call the mTLS endpoint (mtls_endpoint_aliases.token_endpoint) and present the certificate from the client's Secret; a proxy in between must forward it"},
+	"untrusted_chain": {"the certificate does not chain to the server's client trust anchors",
+		"issue the certificate from a CA in the server's trust anchors, or add its CA to them"},
+	"expired_chain": {"the certificate, or a CA in its chain, had expired or was not yet valid",
+		"let cert-manager renew the certificate and make the workload reload it"},
+	"wrong_key_usage": {"the certificate lacks the clientAuth extended key usage",
+		"issue the certificate with usage client auth"},
+	"invalid_chain": {"the certificate chain does not verify",
+		"check the chain the workload presents (leaf first, then intermediates)"},
+	"subject_mismatch": {"the certificate does not carry the registered subject",
+		"present the certificate issued for this OAuthClient, or fix spec.subject"},
+	"certificate_not_registered": {"the self-signed certificate is not in the client's registered JWK Set",
+		"present the certificate the operator registered (the client's Secret), or wait for a renewed one to be registered"},
+	"jwks_uri_unavailable": {"the server could not fetch the client's jwks_uri",
+		"check that the jwks_uri is reachable from the server and allowed by its destination policy"},
+	"secret_mismatch": {"the client secret is wrong",
+		"use the secret of the client's current registration"},
+	"certificate_before_registration": {"the certificate was issued before the client's current registration (min_certificate_not_before)",
+		"present a certificate issued after the registration: let cert-manager issue a new one"},
+	"certificate_revoked": {"the certificate is revoked by its issuer's CRL",
+		"issue a new certificate (delete the certificate Secret, or `cmctl renew`)"},
+	"certificate_revocation_unavailable": {"the server had no current CRL for the certificate's issuer and checks revocation fail-closed",
+		"make the issuer's CRL reachable from the server"},
+}
+
+// checkAuthFailures reports the failed authentications the authorization
+// server recorded for the client within AuthFailureWindow.
+func checkAuthFailures(o *Objects) []Finding {
+	if o.Registration == nil {
+		return nil
+	}
+	out := none
+	for _, f := range o.Registration.Status.AuthenticationFailures {
+		if o.Now.Sub(f.LastSeen.Time) > AuthFailureWindow {
+			continue
+		}
+		what, action := "the server refused the client's authentication", "read the authorization server's log for this client_id"
+		if e, ok := authFailureExplanations[f.Reason]; ok {
+			what, action = e[0], e[1]
+		}
+		out = append(out, Finding{Severity: SeverityError,
+			Message: fmt.Sprintf("the authorization server refused %d authentication(s) of this client between %s and %s (%s): %s", f.Count,
+				f.FirstSeen.UTC().Format(time.RFC3339), f.LastSeen.UTC().Format(time.RFC3339), f.Reason, what),
+			Action: action})
+	}
+	return out
 }

@@ -225,6 +225,16 @@ func TestEachCheckReportsItsBrokenClient(t *testing.T) {
 		{"issued before min_certificate_not_before", v1alpha1.TLSClientAuth, func(o *Objects) {
 			o.Registration.Spec.Client.MinCertificateNotBefore = &metav1.Time{Time: now.Add(-time.Minute)}
 		}, "not-before", SeverityError, "before the registration's min_certificate_not_before 2026-06-01T11:59:00Z"},
+		{"recent authentication failures", v1alpha1.TLSClientAuth, func(o *Objects) {
+			o.Registration.Status.AuthenticationFailures = []v1alpha1.AuthenticationFailure{
+				{Reason: "subject_mismatch", Count: 4, FirstSeen: metav1.NewTime(now.Add(-2 * time.Hour)), LastSeen: metav1.NewTime(now.Add(-time.Minute))},
+			}
+		}, "auth-failures", SeverityError, "refused 4 authentication(s) of this client between 2026-06-01T10:00:00Z and 2026-06-01T11:59:00Z (subject_mismatch): the certificate does not carry the registered subject"},
+		{"failure of an unknown reason", v1alpha1.SelfSignedTLSClientAuth, func(o *Objects) {
+			o.Registration.Status.AuthenticationFailures = []v1alpha1.AuthenticationFailure{
+				{Reason: "something_new", Count: 1, FirstSeen: metav1.NewTime(now.Add(-time.Minute)), LastSeen: metav1.NewTime(now.Add(-time.Minute))},
+			}
+		}, "auth-failures", SeverityError, "(something_new): the server refused the client's authentication"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -254,6 +264,19 @@ func TestEachCheckReportsItsBrokenClient(t *testing.T) {
 
 func rank(f Finding) int {
 	return map[Severity]int{SeverityError: 0, SeverityWarning: 1, SeverityOK: 2}[f.Severity]
+}
+
+// Failures older than AuthFailureWindow are history, not a finding.
+func TestOldAuthFailuresAreNotReported(t *testing.T) {
+	o := healthy(t, v1alpha1.TLSClientAuth, newCA(t, "client CA"))
+	o.Registration.Status.AuthenticationFailures = []v1alpha1.AuthenticationFailure{
+		{Reason: "untrusted_chain", Count: 9, FirstSeen: metav1.NewTime(now.Add(-3 * time.Hour)), LastSeen: metav1.NewTime(now.Add(-AuthFailureWindow - time.Second))},
+	}
+	for _, f := range Diagnose(o) {
+		if f.Check == "auth-failures" && f.Severity != SeverityOK {
+			t.Errorf("an old failure was reported: %+v", f)
+		}
+	}
 }
 
 // An expired certificate is reported once, by the expiry check, not again
