@@ -195,8 +195,7 @@ func TestOpenIDClientGetsABoundTokenThatOnlyItsCertificateCanUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	npmInstall(t, pkg)
-	node := exec.Command("node", filepath.Join(pkg, "token.mjs"))
-	node.Env = append(os.Environ(),
+	out := runOpenIDClient(t, filepath.Join(pkg, "token.mjs"),
 		"CERTBOUND_ISSUER="+s.issuer,
 		"CERTBOUND_CLIENT_ID=billing.worker",
 		"CERTBOUND_CERT_FILE="+workerCert,
@@ -204,14 +203,6 @@ func TestOpenIDClientGetsABoundTokenThatOnlyItsCertificateCanUse(t *testing.T) {
 		"CERTBOUND_CA_FILE="+s.servingPEM,
 		"CERTBOUND_SCOPE=payments.read",
 	)
-	out, err := node.Output()
-	if err != nil {
-		var stderr []byte
-		if exitErr, ok := err.(*exec.ExitError); ok {
-			stderr = exitErr.Stderr
-		}
-		t.Fatalf("openid-client: %v\n%s", err, stderr)
-	}
 	var resp struct {
 		TokenEndpoint string `json:"token_endpoint"`
 		AccessToken   string `json:"access_token"`
@@ -299,4 +290,22 @@ func TestCurlGetsABoundTokenAtTheMTLSAlias(t *testing.T) {
 	if status != http.StatusUnauthorized || !strings.Contains(body, "invalid_client") {
 		t.Fatalf("token without a certificate: %d %s, want 401 invalid_client", status, body)
 	}
+}
+
+// runOpenIDClient runs an openid-client script with node and env added to
+// this process's environment, and returns its standard output; a failed
+// run fails the test with the script's standard error.
+func runOpenIDClient(t *testing.T, script string, env ...string) []byte {
+	t.Helper()
+	node := exec.Command("node", script)
+	node.Env = append(os.Environ(), env...)
+	out, err := node.Output()
+	if err != nil {
+		var stderr []byte
+		if exitErr, ok := err.(*exec.ExitError); ok {
+			stderr = exitErr.Stderr
+		}
+		t.Fatalf("openid-client %s: %v\n%s", filepath.Base(script), err, stderr)
+	}
+	return out
 }

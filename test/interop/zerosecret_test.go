@@ -217,8 +217,7 @@ func TestZeroSecretWorkloadsWithCurlAndOpenIDClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		npmInstall(t, pkg)
-		node := exec.Command("node", filepath.Join(pkg, "token-exchange.mjs"))
-		node.Env = append(os.Environ(),
+		out := runOpenIDClient(t, filepath.Join(pkg, "token-exchange.mjs"),
 			"CERTBOUND_ISSUER="+s.issuer,
 			"CERTBOUND_CLIENT_ID=team.worker",
 			"CERTBOUND_CERT_FILE="+cert,
@@ -227,14 +226,6 @@ func TestZeroSecretWorkloadsWithCurlAndOpenIDClient(t *testing.T) {
 			"CERTBOUND_SUBJECT_TOKEN_FILE="+s.subjectToken,
 			"CERTBOUND_SCOPE=payments.read payments.write",
 		)
-		out, err := node.Output()
-		if err != nil {
-			var stderr []byte
-			if exitErr, ok := err.(*exec.ExitError); ok {
-				stderr = exitErr.Stderr
-			}
-			t.Fatalf("openid-client: %v\n%s", err, stderr)
-		}
 		var resp struct {
 			TokenEndpoint string           `json:"token_endpoint"`
 			Exchanged     zeroSecretTokens `json:"exchanged"`
