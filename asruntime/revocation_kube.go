@@ -65,6 +65,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -122,6 +123,10 @@ type KubeRevocationStore struct {
 	// entries follows the informer's adds and deletes: the size the
 	// max bound is checked against.
 	entries atomic.Int64
+	// ownWrites holds the jtis this replica revoked (with their exp) until
+	// its informer copy shows them, so that a revocation is in force here
+	// the moment /revoke answers, not a watch event later.
+	ownWrites sync.Map
 }
 
 // NewKubeRevocationStore keeps the revocations of the authorization server
@@ -241,6 +246,7 @@ func (s *KubeRevocationStore) Revoke(ctx context.Context, clientID, jti string, 
 		if err != nil {
 			return fmt.Errorf("revoke: create ConfigMap %s/%s: %w", s.namespace, name, err)
 		}
+		s.ownWrites.Store(jti, exp)
 		return nil
 	}
 	// Most often another replica revoking the same token a moment
@@ -267,9 +273,11 @@ func (s *KubeRevocationStore) IsRevoked(_ context.Context, jti string, _ time.Ti
 	cm, err := s.lister.Get(s.objectName(jti))
 	switch {
 	case err == nil:
+		s.ownWrites.Delete(jti)
 		return cm.Data[RevocationJTIKey] == jti, nil
 	case apierrors.IsNotFound(err):
-		return false, nil
+		_, own := s.ownWrites.Load(jti)
+		return own, nil
 	default:
 		return false, fmt.Errorf("revocation store: %w", err)
 	}
@@ -286,6 +294,12 @@ func (s *KubeRevocationStore) Prune(now time.Time) (int, error) {
 		return 0, fmt.Errorf("revocation store: %w", err)
 	}
 	cutoff := now.Unix()
+	s.ownWrites.Range(func(jti, exp any) bool {
+		if exp.(time.Time).Unix() < cutoff {
+			s.ownWrites.Delete(jti)
+		}
+		return true
+	})
 	left := 0
 	var firstErr error
 	for _, cm := range all {
