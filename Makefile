@@ -24,8 +24,9 @@ tools: ## Build controller-gen, kube-apiserver and etcd into bin/ (only when mis
 ##@ Generate
 
 .PHONY: generate
-generate: tools ## Generate deepcopy code.
+generate: tools ## Generate deepcopy code and server-side apply configurations.
 	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) applyconfiguration paths=./api/...
 
 .PHONY: manifests
 manifests: tools ## Generate CRDs, RBAC and webhook configuration from markers.
@@ -72,7 +73,7 @@ fuzz: ## Run each fuzz target for FUZZTIME.
 	hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: bench
-bench: tools ## Run the benchmarks and print docs/benchmarks.md figures.
+bench: tools ## Run the benchmarks into docs/benchmarks.md (BENCH_ONLY=go|token|operator: one part).
 	hack/bench.sh
 
 .PHONY: help

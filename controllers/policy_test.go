@@ -591,27 +591,6 @@ func TestTrustAnchorBundle(t *testing.T) {
 	}
 }
 
-func TestIsSubset(t *testing.T) {
-	cases := map[string]struct {
-		want, have any
-		ok         bool
-	}{
-		"server defaults are ignored":      {map[string]any{"a": int64(1)}, map[string]any{"a": int64(1), "b": "default"}, true},
-		"a changed value is not":           {map[string]any{"a": int64(1)}, map[string]any{"a": int64(2)}, false},
-		"a missing field is not":           {map[string]any{"a": "x"}, map[string]any{}, false},
-		"an absent empty value is":         {map[string]any{"a": map[string]any{}, "b": false}, map[string]any{}, true},
-		"lists compare element by element": {map[string]any{"l": []any{map[string]any{"n": "x"}}}, map[string]any{"l": []any{map[string]any{"n": "x", "d": int64(1)}}}, true},
-		"a list of another length is not":  {map[string]any{"l": []any{"x"}}, map[string]any{"l": []any{"x", "y"}}, false},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			if got := isSubset(tc.want, tc.have); got != tc.ok {
-				t.Errorf("got %v, want %v", got, tc.ok)
-			}
-		})
-	}
-}
-
 func TestSubjectIndexes(t *testing.T) {
 	dn := "CN=Billing,  O=ACME"
 	pki := oauthClient("a", func(c *oauthv1alpha1.OAuthClient) { c.Spec.Subject = &oauthv1alpha1.ClientSubject{DN: dn} })
