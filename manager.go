@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -45,6 +46,8 @@ func parseManagerFlags(args []string) (*managerFlags, *zap.Options, error) {
 	fs.BoolVar(&f.enableWebhooks, "enable-webhooks", true, "serve the admission webhooks (needs a serving certificate in --webhook-cert-dir)")
 	fs.StringVar(&f.webhookHost, "webhook-host", "", "address the webhook server binds (default: all)")
 	fs.IntVar(&f.webhookPort, "webhook-port", 9443, "port of the webhook server")
+	fs.DurationVar(&f.controllers.TrustAnchorResyncPeriod, "trust-anchor-resync-period", time.Minute,
+		"how often an AuthorizationServer re-reads its client trust-anchor Secrets, which are not watched; 0 only on other changes to the server")
 	fs.StringVar(&f.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with the webhook server's tls.crt and tls.key")
 	zapOpts := &zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -53,6 +56,9 @@ func parseManagerFlags(args []string) (*managerFlags, *zap.Options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if f.controllers.TrustAnchorResyncPeriod < 0 {
+		return nil, nil, fmt.Errorf("--trust-anchor-resync-period must not be negative, got %s", f.controllers.TrustAnchorResyncPeriod)
 	}
 	return f, zapOpts, nil
 }
@@ -77,6 +83,7 @@ func runManager(ctx context.Context, args []string) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  kubescheme.New(),
+		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: f.metricsAddress},
 		HealthProbeBindAddress:  f.healthProbeAddress,
 		LeaderElection:          f.leaderElect,

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -101,8 +103,14 @@ func NewClientRegistrationRegistry(client dynamic.Interface, namespace, asName s
 		}
 	}
 	handler, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { notify() },
-		UpdateFunc: func(any, any) { notify() },
+		AddFunc: func(any) { notify() },
+		// The servers' own status reports (authentication failures) and
+		// the informer's resyncs change nothing the registry reads.
+		UpdateFunc: func(old, updated any) {
+			if registrationReadChanged(old, updated) {
+				notify()
+			}
+		},
 		DeleteFunc: func(any) { notify() },
 	})
 	if err != nil {
@@ -242,6 +250,20 @@ func serviceAccountOfHolder(reg *v1alpha1.ClientRegistration) error {
 		return fmt.Errorf("client %q: service_account is in namespace %q, the client is in %q", reg.Spec.Client.ClientID, namespace, reg.Spec.Holder.Namespace)
 	}
 	return nil
+}
+
+// registrationReadChanged reports whether an update changed what rebuild
+// reads of a ClientRegistration: its labels, creation time or spec. An
+// object of another type is reported changed.
+func registrationReadChanged(old, updated any) bool {
+	o, ok1 := old.(*unstructured.Unstructured)
+	n, ok2 := updated.(*unstructured.Unstructured)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return !maps.Equal(o.GetLabels(), n.GetLabels()) ||
+		!o.GetCreationTimestamp().Time.Equal(n.GetCreationTimestamp().Time) ||
+		!equality.Semantic.DeepEqual(o.Object["spec"], n.Object["spec"])
 }
 
 func sourceOf(obj any) string {

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -45,9 +46,14 @@ type AuthorizationServerReconciler struct {
 	// GenerateKey makes signing keys; tests may make it deterministic.
 	GenerateKey keyGenerator
 
+	// TrustAnchorResync is how often a server with client trust anchors
+	// is reconciled to re-read them; 0 never.
+	TrustAnchorResync time.Duration
+
 	applier *applier
-	// apiReader reads the CRL ConfigMaps, which are watched by metadata
-	// only and so are not in the client's cache.
+	// apiReader reads what is not in the client's cache: the CRL
+	// ConfigMaps (watched by metadata only) and the trust-anchor Secrets
+	// (not the operator's, so not cached at all).
 	apiReader client.Reader
 }
 
@@ -109,7 +115,8 @@ func (r *AuthorizationServerReconciler) SetupWithManager(mgr ctrl.Manager) error
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToServers)).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.configMapToServers)).
 		// The registered-client count.
-		Watches(&oauthv1alpha1.ClientRegistration{}, handler.EnqueueRequestsFromMapFunc(registrationToServer)).
+		Watches(&oauthv1alpha1.ClientRegistration{}, handler.EnqueueRequestsFromMapFunc(registrationToServer),
+			builder.WithPredicates(registrationChanged)).
 		Named("authorizationserver").
 		Complete(r)
 }
@@ -132,7 +139,9 @@ func registrationToServer(_ context.Context, o client.Object) []reconcile.Reques
 
 // secretToServers maps a Secret to the servers it matters to: its
 // controller, whose serving certificate it holds, or whose trust anchor it
-// is.
+// is. Only the operator's labelled Secrets are watched, so a trust anchor
+// comes through here only when it is one of them (another server's serving
+// certificate, say); the others are re-read every TrustAnchorResync.
 func (r *AuthorizationServerReconciler) secretToServers(ctx context.Context, o client.Object) []reconcile.Request {
 	var reqs []reconcile.Request
 	add := func(name string) {
@@ -244,6 +253,9 @@ func (r *AuthorizationServerReconciler) reconcileNormal(ctx context.Context, s *
 	result := ctrl.Result{}
 	if !s.nextKeyEvent.IsZero() {
 		result.RequeueAfter = max(s.nextKeyEvent.Sub(s.now), time.Second)
+	}
+	if s.withClientCA() && r.TrustAnchorResync > 0 && (result.RequeueAfter == 0 || r.TrustAnchorResync < result.RequeueAfter) {
+		result.RequeueAfter = r.TrustAnchorResync
 	}
 	return result, nil
 }
@@ -397,7 +409,7 @@ func (r *AuthorizationServerReconciler) reconcileTrustAnchors(ctx context.Contex
 	for _, a := range as.Spec.ClientTrustAnchors {
 		in := trustAnchorInput{Ref: a.SecretRef}
 		var secret corev1.Secret
-		err := r.Client.Get(ctx, client.ObjectKey{Namespace: as.Namespace, Name: a.SecretRef.Name}, &secret)
+		err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: as.Namespace, Name: a.SecretRef.Name}, &secret)
 		switch {
 		case err == nil:
 			in.Secret = &secret
@@ -515,29 +527,8 @@ func (r *AuthorizationServerReconciler) writeStatus(ctx context.Context, as *oau
 	if equality.Semantic.DeepEqual(as.Status, status) {
 		return nil
 	}
-	return applyStatus(ctx, r.Client, r.Scheme, &oauthv1alpha1.AuthorizationServer{
+	return applyStatus(ctx, r.Client, &oauthv1alpha1.AuthorizationServer{
 		ObjectMeta: metav1.ObjectMeta{Name: as.Name, Namespace: as.Namespace},
 		Status:     status,
 	})
-}
-
-// applyStatus writes obj's status with server-side apply.
-func applyStatus(ctx context.Context, c client.Client, scheme *runtime.Scheme, obj client.Object) error {
-	gvk, err := c.GroupVersionKindFor(obj)
-	if err != nil {
-		return err
-	}
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		return err
-	}
-	delete(m, "spec")
-	u := map[string]any{
-		"apiVersion": gvk.GroupVersion().String(),
-		"kind":       gvk.Kind,
-		"metadata":   map[string]any{"name": obj.GetName(), "namespace": obj.GetNamespace()},
-		"status":     m["status"],
-	}
-	_ = scheme
-	return c.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructuredObj{Object: u}), client.FieldOwner(FieldManager), client.ForceOwnership)
 }

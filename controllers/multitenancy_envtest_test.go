@@ -511,7 +511,9 @@ func TestLegacyRegistrationSecretIsMigrated(t *testing.T) {
 	legacy := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: authNS, Name: "oauthclient-" + ns + "-" + name,
+			// The labels earlier versions wrote.
 			Labels: map[string]string{
+				controllers.CachedSecretLabel:        controllers.CachedSecretLabelValue,
 				controllers.LabelAuthorizationServer: serverName,
 				controllers.LabelClientNamespace:     ns,
 				controllers.LabelClientName:          name,

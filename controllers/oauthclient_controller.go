@@ -118,7 +118,8 @@ func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&cmapi.Certificate{}).
 		Owns(&cmapi.Issuer{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToClients)).
-		Watches(&oauthv1alpha1.ClientRegistration{}, handler.EnqueueRequestsFromMapFunc(r.registrationToClients)).
+		Watches(&oauthv1alpha1.ClientRegistration{}, handler.EnqueueRequestsFromMapFunc(r.registrationToClients),
+			builder.WithPredicates(registrationChanged)).
 		// Only what clients read from their server re-reconciles them: its
 		// spec and its issuer and endpoints, not every status update (the
 		// registered-client count changes with each registration, and
@@ -456,15 +457,20 @@ func (r *OAuthClientReconciler) observeRegistration(ctx context.Context, s *clie
 	case !apierrors.IsNotFound(err):
 		return err
 	}
+	// Registration Secrets of earlier versions carry the operator's label,
+	// so the cache holds them: a List finds one without a request to the
+	// API server, which a Get of a Secret the cache lacks would make for
+	// every client that has none.
 	var legacyCreated time.Time
-	var legacy corev1.Secret
-	switch err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.regKey.Namespace, Name: legacyRegistrationSecretName(oc.Namespace, oc.Name)}, &legacy); {
-	case err == nil:
-		if legacy.Labels[LabelClientNamespace] == oc.Namespace && legacy.Labels[LabelClientName] == boundedName(oc.Name, 63) && legacy.Labels[LabelAuthorizationServer] != "" {
+	var legacies corev1.SecretList
+	if err := r.Client.List(ctx, &legacies, client.InNamespace(s.regKey.Namespace),
+		client.MatchingLabels{LabelClientNamespace: oc.Namespace, LabelClientName: boundedName(oc.Name, 63)}, client.HasLabels{LabelAuthorizationServer}); err != nil {
+		return err
+	}
+	for _, legacy := range legacies.Items {
+		if legacy.Name == legacyRegistrationSecretName(oc.Namespace, oc.Name) && legacy.Labels[LabelAuthorizationServer] != "" {
 			legacyCreated = legacy.CreationTimestamp.Time
 		}
-	case !apierrors.IsNotFound(err):
-		return err
 	}
 	if methodOf(oc) != oauthv1alpha1.TLSClientAuth {
 		return nil
@@ -788,7 +794,7 @@ func (r *OAuthClientReconciler) writeStatus(ctx context.Context, oc *oauthv1alph
 	if equality.Semantic.DeepEqual(oc.Status, status) {
 		return nil
 	}
-	return applyStatus(ctx, r.Client, r.Scheme, &oauthv1alpha1.OAuthClient{
+	return applyStatus(ctx, r.Client, &oauthv1alpha1.OAuthClient{
 		ObjectMeta: metav1.ObjectMeta{Name: oc.Name, Namespace: oc.Namespace},
 		Status:     status,
 	})

@@ -3,6 +3,8 @@
 package controllers
 
 import (
+	"time"
+
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 )
@@ -14,6 +16,10 @@ type Options struct {
 	// Clock is the time source of certificate and key schedules; nil means
 	// the real clock.
 	Clock clock.PassiveClock
+	// TrustAnchorResyncPeriod is how often a server with client trust
+	// anchors re-reads their Secrets, which are not watched (they are not
+	// the operator's, and it caches only its own Secrets); 0 never does.
+	TrustAnchorResyncPeriod time.Duration
 }
 
 // Setup registers every certbound controller with mgr.
@@ -22,17 +28,19 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
+	c := &secretFallbackClient{Client: mgr.GetClient(), apiReader: mgr.GetAPIReader()}
 	if err := (&AuthorizationServerReconciler{
-		Client:   mgr.GetClient(),
-		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("certbound"),
-		Clock:    clk,
-		Image:    opts.AuthorizationServerImage,
+		Client:            c,
+		Scheme:            mgr.GetScheme(),
+		Recorder:          mgr.GetEventRecorder("certbound"),
+		Clock:             clk,
+		Image:             opts.AuthorizationServerImage,
+		TrustAnchorResync: opts.TrustAnchorResyncPeriod,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return (&OAuthClientReconciler{
-		Client:    mgr.GetClient(),
+		Client:    c,
 		APIReader: mgr.GetAPIReader(),
 		Scheme:    mgr.GetScheme(),
 		Recorder:  mgr.GetEventRecorder("certbound"),

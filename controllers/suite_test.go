@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -34,7 +36,13 @@ var (
 	env *testenv.Environment
 	// writes counts every write the manager's client makes.
 	writes atomic.Int64
+	// managerCache is the manager's cache, to show what it holds.
+	managerCache cache.Cache
 )
+
+// testTrustAnchorResync is the trust-anchor resync period of the suite's
+// manager: short, so that tests see an anchor change promptly.
+const testTrustAnchorResync = 2 * time.Second
 
 const testImage = "ghcr.io/certbound/certbound:test"
 
@@ -59,6 +67,7 @@ func run(m *testing.M) int {
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		Cache:                  controllers.CacheOptions(),
 		NewClient: func(config *rest.Config, options client.Options) (client.Client, error) {
 			c, err := client.New(config, options)
 			if err != nil {
@@ -71,7 +80,8 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		return 1
 	}
-	if err := controllers.Setup(mgr, controllers.Options{AuthorizationServerImage: testImage}); err != nil {
+	managerCache = mgr.GetCache()
+	if err := controllers.Setup(mgr, controllers.Options{AuthorizationServerImage: testImage, TrustAnchorResyncPeriod: testTrustAnchorResync}); err != nil {
 		fmt.Fprintln(os.Stderr, "setup:", err)
 		return 1
 	}
@@ -89,8 +99,28 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// countingClient counts writes, to prove a quiet cluster gets none.
+// countingClient counts writes, to prove a quiet cluster gets none, and
+// reads of each OAuthClient (one per reconcile of it).
 type countingClient struct{ client.Client }
+
+// clientReads counts the manager's Gets of each OAuthClient by key.
+var clientReads sync.Map
+
+func (c *countingClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*oauthv1alpha1.OAuthClient); ok {
+		n, _ := clientReads.LoadOrStore(key, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+func readsOfClient(key client.ObjectKey) int64 {
+	n, ok := clientReads.Load(key)
+	if !ok {
+		return 0
+	}
+	return n.(*atomic.Int64).Load()
+}
 
 func (c *countingClient) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
 	writes.Add(1)
