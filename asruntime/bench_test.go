@@ -16,7 +16,10 @@ import (
 	"strings"
 	"testing"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/certbound/certbound/asruntime/certbinding"
+	"github.com/certbound/certbound/internal/signingkey"
 )
 
 // typicalClaims is the size and shape of a bound token's claims.
@@ -30,12 +33,23 @@ func reportRate(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
 
-// BenchmarkES256Sign is the raw go-jose ES256 signing rate on one core.
-func BenchmarkES256Sign(b *testing.B) {
-	keys, err := GenerateSigningKeys()
+// benchSigningKeys makes a signing key of alg.
+func benchSigningKeys(b *testing.B, alg jose.SignatureAlgorithm) *SigningKeys {
+	key, err := signingkey.Generate(alg)
 	if err != nil {
 		b.Fatal(err)
 	}
+	keys, err := newSigningKeys([]jose.JSONWebKey{key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return keys
+}
+
+// benchmarkSign is the raw rate at which keys sign a typical token on one
+// core: the ceiling of the token endpoint's rate with that key.
+func benchmarkSign(b *testing.B, alg jose.SignatureAlgorithm) {
+	keys := benchSigningKeys(b, alg)
 	claims := typicalClaims()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -45,6 +59,13 @@ func BenchmarkES256Sign(b *testing.B) {
 	}
 	reportRate(b)
 }
+
+// BenchmarkES256Sign is the raw ES256 signing rate on one core.
+func BenchmarkES256Sign(b *testing.B) { benchmarkSign(b, jose.ES256) }
+
+// BenchmarkEdDSASign is the raw Ed25519 signing rate on one core, to
+// compare with BenchmarkES256Sign in the same run.
+func BenchmarkEdDSASign(b *testing.B) { benchmarkSign(b, jose.EdDSA) }
 
 // BenchmarkES256SignParallel is the raw signing rate on all cores, the
 // ceiling for the token endpoint benchmarks below.
@@ -80,12 +101,12 @@ type benchFixture struct {
 	transports []*http.Transport
 }
 
-func newBenchFixture(b *testing.B) *benchFixture {
+func newBenchFixture(b *testing.B, opts ...asOption) *benchFixture {
 	self, jwk := selfSigned(b, "self")
 	as := startAS(b, map[string]map[string]any{
 		"pki.json":  pkiClient("pki", "tls_client_auth_subject_dn", "CN=billing,O=Acme"),
 		"self.json": selfSignedClient("self", map[string]any{"jwks": jwksJSON(b, jwk)}),
-	})
+	}, opts...)
 	f := &benchFixture{
 		as:       as,
 		pkiCert:  as.clientCA.leaf(b, x509.Certificate{Subject: pkix.Name{CommonName: "billing", Organization: []string{"Acme"}}}),
@@ -174,8 +195,17 @@ func BenchmarkTokenSelfSigned(b *testing.B) {
 // BenchmarkTokenHandler is the server's share of a keep-alive request: the
 // handler alone, without TLS or the HTTP client, so allocs/op are the
 // server's allocations per token.
-func BenchmarkTokenHandler(b *testing.B) {
-	f := newBenchFixture(b)
+func BenchmarkTokenHandler(b *testing.B) { benchmarkTokenHandler(b) }
+
+// BenchmarkTokenHandlerEdDSA is BenchmarkTokenHandler signing with an
+// Ed25519 key.
+func BenchmarkTokenHandlerEdDSA(b *testing.B) {
+	keys := benchSigningKeys(b, jose.EdDSA)
+	benchmarkTokenHandler(b, func(_ *testAS, cfg *Config) { cfg.SigningKeys = keys })
+}
+
+func benchmarkTokenHandler(b *testing.B, opts ...asOption) {
+	f := newBenchFixture(b, opts...)
 	state := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{f.pkiCert.Leaf}}
 	ctx := context.WithValue(context.Background(), connKey{}, &connState{})
 	b.ReportAllocs()

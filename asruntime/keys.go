@@ -5,26 +5,38 @@ package asruntime
 // prepending a new key and keeping the old ones until their tokens expire.
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/certbound/certbound/internal/signingkey"
 )
 
 // SigningKeys signs access tokens and publishes the verification keys.
 type SigningKeys struct {
-	signer jose.Signer
-	alg    jose.SignatureAlgorithm
-	kid    string
-	jwks   []byte
+	// The compact JWS is assembled here rather than by go-jose: the
+	// protected header is the same for every token, so it is encoded once
+	// (jwsPrefix is its base64url and the dot), and a token costs one
+	// signature and two base64 encodings.
+	signer    crypto.Signer
+	signOpts  crypto.SignerOpts
+	ecdsaSize int // bytes of each of R and S for an ECDSA key, else 0
+	jwsPrefix []byte
+	alg       jose.SignatureAlgorithm
+	kid       string
+	jwks      []byte
 	// public and algs verify this server's own tokens at introspection
 	// and revocation.
 	public []jose.JSONWebKey
@@ -100,13 +112,24 @@ func newSigningKeys(keys []jose.JSONWebKey) (*SigningKeys, error) {
 		public.Keys = append(public.Keys, pub)
 	}
 	signingKey := keys[0]
-	signer, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.SignatureAlgorithm(signingKey.Algorithm), Key: signingKey},
-		(&jose.SignerOptions{}).WithType("at+jwt"),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("signer: %w", err)
+	signer, ok := signingKey.Key.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("the signing key has no private part")
 	}
+	alg := jose.SignatureAlgorithm(signingKey.Algorithm)
+	opts, ecdsaSize, err := jwsSignerOpts(alg)
+	if err != nil {
+		return nil, err
+	}
+	header, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{signingKey.Algorithm, signingKey.KeyID, "at+jwt"})
+	if err != nil {
+		return nil, fmt.Errorf("encode JWS header: %w", err)
+	}
+	jwsPrefix := append(base64.RawURLEncoding.AppendEncode(nil, header), '.')
 	jwks, err := json.Marshal(public)
 	if err != nil {
 		return nil, fmt.Errorf("encode public JWK Set: %w", err)
@@ -115,8 +138,8 @@ func newSigningKeys(keys []jose.JSONWebKey) (*SigningKeys, error) {
 	for _, k := range public.Keys {
 		algs = append(algs, jose.SignatureAlgorithm(k.Algorithm))
 	}
-	return &SigningKeys{signer: signer, alg: jose.SignatureAlgorithm(signingKey.Algorithm), kid: signingKey.KeyID, jwks: jwks,
-		public: public.Keys, algs: algs}, nil
+	return &SigningKeys{signer: signer, signOpts: opts, ecdsaSize: ecdsaSize, jwsPrefix: jwsPrefix,
+		alg: alg, kid: signingKey.KeyID, jwks: jwks, public: public.Keys, algs: algs}, nil
 }
 
 // signatureAlgorithm takes the key's alg if it fits the key type, or the
@@ -171,13 +194,91 @@ func ecdsaAlgorithm(c elliptic.Curve) []jose.SignatureAlgorithm {
 	return nil
 }
 
+// jwsSignerOpts are the crypto.Signer options of a JWS algorithm (RFC 7518
+// §3) and, for ECDSA, the size of each half of its R||S signature.
+func jwsSignerOpts(alg jose.SignatureAlgorithm) (crypto.SignerOpts, int, error) {
+	pss := func(h crypto.Hash) crypto.SignerOpts {
+		return &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h}
+	}
+	switch alg {
+	case jose.EdDSA:
+		return crypto.Hash(0), 0, nil
+	case jose.ES256:
+		return crypto.SHA256, 32, nil
+	case jose.ES384:
+		return crypto.SHA384, 48, nil
+	case jose.ES512:
+		return crypto.SHA512, 66, nil
+	case jose.RS256:
+		return crypto.SHA256, 0, nil
+	case jose.RS384:
+		return crypto.SHA384, 0, nil
+	case jose.RS512:
+		return crypto.SHA512, 0, nil
+	case jose.PS256:
+		return pss(crypto.SHA256), 0, nil
+	case jose.PS384:
+		return pss(crypto.SHA384), 0, nil
+	case jose.PS512:
+		return pss(crypto.SHA512), 0, nil
+	}
+	return nil, 0, fmt.Errorf("alg %q cannot sign access tokens", alg)
+}
+
+// maxSignatureSize is an RSA-4096 signature, the largest usual one: the
+// token's buffer is sized for it so that it is allocated once.
+const maxSignatureSize = 512
+
 // sign returns the compact JWS of claims.
 func (k *SigningKeys) sign(claims []byte) (string, error) {
-	jws, err := k.signer.Sign(claims)
+	enc := base64.RawURLEncoding
+	b := make([]byte, 0, len(k.jwsPrefix)+enc.EncodedLen(len(claims))+1+enc.EncodedLen(maxSignatureSize))
+	b = append(b, k.jwsPrefix...)
+	b = enc.AppendEncode(b, claims)
+	sig, err := k.signature(b)
 	if err != nil {
 		return "", err
 	}
-	return jws.CompactSerialize()
+	b = append(b, '.')
+	b = enc.AppendEncode(b, sig)
+	return string(b), nil
+}
+
+// signature signs a JWS signing input.
+func (k *SigningKeys) signature(input []byte) ([]byte, error) {
+	hash := k.signOpts.HashFunc()
+	if hash == 0 {
+		return k.signer.Sign(rand.Reader, input, k.signOpts)
+	}
+	h := hash.New()
+	h.Write(input)
+	sig, err := k.signer.Sign(rand.Reader, h.Sum(nil), k.signOpts)
+	if err != nil || k.ecdsaSize == 0 {
+		return sig, err
+	}
+	return ecdsaJWSSignature(sig, k.ecdsaSize)
+}
+
+// ecdsaJWSSignature turns crypto/ecdsa's ASN.1 signature into the fixed-size
+// R||S of RFC 7518 §3.4.
+func ecdsaJWSSignature(der []byte, size int) ([]byte, error) {
+	var seq, r, s cryptobyte.String
+	in := cryptobyte.String(der)
+	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !in.Empty() ||
+		!seq.ReadASN1(&r, cbasn1.INTEGER) || !seq.ReadASN1(&s, cbasn1.INTEGER) || !seq.Empty() {
+		return nil, errors.New("malformed ECDSA signature")
+	}
+	out := make([]byte, 2*size)
+	for i, n := range []cryptobyte.String{r, s} {
+		for len(n) > 0 && n[0] == 0 {
+			n = n[1:]
+		}
+		if len(n) > size {
+			return nil, errors.New("malformed ECDSA signature")
+		}
+		copy(out[(i+1)*size-len(n):], n)
+	}
+	return out, nil
 }
 
 // verify checks a compact JWS made by one of these keys — typ at+jwt, a

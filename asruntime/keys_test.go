@@ -36,12 +36,17 @@ func TestSigningKeysByType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p521, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, c := range map[string]struct {
 		key  jose.JSONWebKey
 		want jose.SignatureAlgorithm
 	}{
 		"a P-256 key signs ES256":               {jose.JSONWebKey{Key: newKey(t), KeyID: "ec"}, jose.ES256},
 		"a P-384 key signs ES384":               {jose.JSONWebKey{Key: p384}, jose.ES384},
+		"a P-521 key signs ES512":               {jose.JSONWebKey{Key: p521}, jose.ES512},
 		"an Ed25519 key signs EdDSA":            {jose.JSONWebKey{Key: edKey}, jose.EdDSA},
 		"an RSA key signs RS256 by default":     {jose.JSONWebKey{Key: rsaKey}, jose.RS256},
 		"an RSA key with alg PS256 signs PS256": {jose.JSONWebKey{Key: rsaKey, Algorithm: "PS256"}, jose.PS256},
@@ -77,6 +82,10 @@ func TestSigningKeysByType(t *testing.T) {
 			}
 			if _, err := jws.Verify(published.Key(keys.KeyID())[0]); err != nil {
 				t.Fatal(err)
+			}
+			h := jws.Signatures[0].Protected
+			if h.KeyID != keys.KeyID() || h.Algorithm != string(c.want) || h.ExtraHeaders[jose.HeaderType] != "at+jwt" {
+				t.Fatalf("protected header %+v", h)
 			}
 		})
 	}
