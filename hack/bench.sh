@@ -1,84 +1,143 @@
 #!/usr/bin/env bash
-# Runs the benchmarks and writes docs/benchmarks.md: the token endpoint
-# beside the raw ES256 signing rate measured in the same run, and the
-# operator at scale (CLIENTS OAuthClients, default 1000) on the local dev
-# cluster.
+# Runs the benchmarks and updates docs/benchmarks.md. Each part writes its
+# tables between its own markers in that file,
+#   <!-- generated:NAME --> ... <!-- end -->
+# (a part whose markers are missing is appended at the end), so the
+# hand-written history and analysis around them survive a rerun:
+#   go       the asruntime go benchmarks, unpinned (client and server share
+#            all cores), beside the raw ES256 rate of the same run;
+#   token    hack/bench-token: the real server binary pinned to core 0, the
+#            load driver to core 1, six scenarios against the raw ES256 and
+#            EdDSA signing rate of core 0 in the same run;
+#   operator hack/bench-operator on the local dev cluster.
+# Environment: BENCH_ONLY=go|token|operator runs one part (default: all);
+# BENCHTIME (go, default 3s); TOKEN_DURATION (per scenario, default 10s),
+# TOKEN_WORKERS (default 16), TOKEN_SCENARIOS (default all); CLIENTS
+# (operator, default 1000) and BENCH_OPERATOR_FLAGS (more bench-operator
+# flags, default none).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+only=${BENCH_ONLY:-}
+case "$only" in
+  "" | go | token | operator) ;;
+  *) echo "BENCH_ONLY must be go, token or operator (or unset for all), not '$only'" >&2; exit 2 ;;
+esac
 clients=${CLIENTS:-1000}
 benchtime=${BENCHTIME:-3s}
+token_duration=${TOKEN_DURATION:-10s}
+token_workers=${TOKEN_WORKERS:-16}
 out=docs/benchmarks.md
 mkdir -p docs
-raw=$(mktemp)
-trap 'rm -f "$raw"' EXIT
+[ -f "$out" ] || printf '# Benchmarks\n\nProduced by `make bench` (`hack/bench.sh`).\n' > "$out"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
-echo "go benchmarks (benchtime $benchtime)..." >&2
-go test -short ./asruntime/ -run '^$' -bench . -benchtime "$benchtime" -count 1 | tee "$raw" >&2
-
-# rate NAME: tokens/s of a benchmark line (the custom metric).
-rate() { awk -v n="$1" '$1 ~ "^"n"(-[0-9]+)?$" { for (i = 1; i < NF; i++) if ($(i+1) == "tokens/s") print $i }' "$raw"; }
-field() { awk -v n="$1" -v u="$2" '$1 ~ "^"n"(-[0-9]+)?$" { for (i = 1; i < NF; i++) if ($(i+1) == u) print $i }' "$raw"; }
-sign1=$(rate BenchmarkES256Sign)
-signN=$(rate BenchmarkES256SignParallel)
-div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-row() {
-  local name=$1 what=$2 r
-  r=$(rate "$name")
-  [ -n "$r" ] || return 0
-  printf '| %s | %s | %.0f | %s | %s | %s | %s |\n' "$what" "$name" "$r" "$(field "$name" ns/op)" "$(field "$name" allocs/op)" \
-    "$(div "$r" "$sign1")" "$(div "$r" "$signN")"
-}
-
-echo "operator at scale ($clients OAuthClients)..." >&2
-make -s build
-operator_row=$(go run ./hack/bench-operator --clients "$clients")
+wants() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 
 cores=$(nproc)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-{
-  echo "# Benchmarks"
-  echo
-  echo "Produced by \`make bench\` (\`hack/bench.sh\`) on $(date -u +%Y-%m-%d), $cores cores ($cpu), Go $(go env GOVERSION)."
-  echo "Client and server share the same cores in every figure; ratios are against the raw ES256 signing"
-  echo "rate measured in the same run, on one core and on all $cores cores."
-  echo
-  echo "## Token endpoint (\`go test -short ./asruntime/ -run '^\$' -bench . -benchtime $benchtime\`)"
-  echo
-  echo "| what | benchmark | tokens/s | ns/op | allocs/op | ÷ ES256 1 core | ÷ ES256 $cores cores |"
-  echo "|---|---|---|---|---|---|---|"
-  printf '| raw ES256 signature (go-jose), 1 core | BenchmarkES256Sign | %.0f | %s | %s | 1.00 | %s |\n' "$sign1" "$(field BenchmarkES256Sign ns/op)" "$(field BenchmarkES256Sign allocs/op)" "$(div "$sign1" "$signN")"
-  printf '| raw ES256 signature, all cores | BenchmarkES256SignParallel | %.0f | %s | %s | %s | 1.00 |\n' "$signN" "$(field BenchmarkES256SignParallel ns/op)" "$(field BenchmarkES256SignParallel allocs/op)" "$(div "$signN" "$sign1")"
-  row BenchmarkTokenKeepAliveMTLS "(a) tls_client_auth, kept-alive mTLS, net/http client"
-  row BenchmarkTokenKeepAliveMTLSLeanClient "(a) the same with a lean load client"
-  row BenchmarkTokenNewHandshake "(b) tls_client_auth, new TLS handshake per token"
-  row BenchmarkTokenSelfSigned "(c) self_signed_tls_client_auth, kept-alive"
-  row BenchmarkTokenHandler "server handler alone (no TLS, no client)"
-  echo
-  echo "## Introspection and revocation (same run)"
-  echo
-  echo "| benchmark | introspections/s | ns/op | allocs/op | ÷ ES256 1 core |"
-  echo "|---|---|---|---|---|"
-  for name in BenchmarkIntrospectKeepAliveMTLS BenchmarkIntrospectHandler; do
-    r=$(field "$name" introspections/s)
-    [ -n "$r" ] && printf '| %s | %.0f | %s | %s | %s |\n' "$name" "$r" "$(field "$name" ns/op)" "$(field "$name" allocs/op)" "$(div "$r" "$sign1")"
-  done
-  echo
-  echo "Revocation propagation between two authorization servers sharing a \`--state-dir\`"
-  echo "(BenchmarkRevocationPropagation: revoke at one, poll introspection at the other until inactive):"
-  echo "$(field BenchmarkRevocationPropagation ns/op) ns per revocation, $(field BenchmarkRevocationPropagation polls/op) polls until the other replica saw it."
-  echo
-  echo "allocs/op of the TLS benchmarks count client and server; BenchmarkTokenHandler is the server's own share."
-  echo
-  echo "## Operator at scale (\`go run ./hack/bench-operator --clients $clients\`)"
-  echo
-  echo "The local dev cluster (real kube-apiserver, etcd, in-process cert-manager issuing every"
-  echo "certificate, the operator binary, the authorization server as a local process) on the same $cores cores."
-  echo "API writes are the operator's own client-go write requests (rest_client_requests_total, POST/PUT/PATCH/DELETE)"
-  echo "from creation to all Ready, divided by the number of clients; peak memory is the operator's VmHWM."
-  echo
-  echo "| OAuthClients | created in | all Ready after | operator API writes per client | operator peak RSS |"
-  echo "|---|---|---|---|---|"
-  echo "$operator_row"
-} > "$out"
-echo "wrote $out" >&2
+stamp() { echo "_Generated by \`make bench\` (\`hack/bench.sh\`) on $(date -u +%Y-%m-%d), $cores cores ($cpu), Go $(go env GOVERSION)._"; }
+
+# stamped FILE: FILE with the stamp under its heading (or above it, if
+# it has none).
+stamped() {
+  if head -n1 "$1" | grep -q '^#'; then
+    head -n1 "$1"; echo; stamp; tail -n +2 "$1"
+  else
+    stamp; echo; cat "$1"
+  fi
+}
+
+# replace NAME FILE: put FILE between the NAME markers of $out.
+replace() {
+  local name=$1 content=$2
+  awk -v start="<!-- generated:$name -->" -v content="$content" '
+    $0 == start { print; while ((getline line < content) > 0) print line; skipping = 1; found = 1; next }
+    skipping && $0 == "<!-- end -->" { skipping = 0 }
+    !skipping { print }
+    END {
+      if (skipping) { print "unterminated " start > "/dev/stderr"; exit 1 }
+      if (!found) { print ""; print start; while ((getline line < content) > 0) print line; print "<!-- end -->" }
+    }' "$out" > "$work/out.md"
+  mv "$work/out.md" "$out"
+}
+
+if wants go; then
+  raw=$work/go.txt
+  echo "go benchmarks (benchtime $benchtime)..." >&2
+  go test -short ./asruntime/ -run '^$' -bench . -benchtime "$benchtime" -count 1 | tee "$raw" >&2
+
+  # rate NAME: tokens/s of a benchmark line (the custom metric).
+  rate() { awk -v n="$1" '$1 ~ "^"n"(-[0-9]+)?$" { for (i = 1; i < NF; i++) if ($(i+1) == "tokens/s") print $i }' "$raw"; }
+  field() { awk -v n="$1" -v u="$2" '$1 ~ "^"n"(-[0-9]+)?$" { for (i = 1; i < NF; i++) if ($(i+1) == u) print $i }' "$raw"; }
+  sign1=$(rate BenchmarkES256Sign)
+  signN=$(rate BenchmarkES256SignParallel)
+  div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+  row() {
+    local name=$1 what=$2 r
+    r=$(rate "$name")
+    [ -n "$r" ] || return 0
+    printf '| %s | %s | %.0f | %s | %s | %s | %s |\n' "$what" "$name" "$r" "$(field "$name" ns/op)" "$(field "$name" allocs/op)" \
+      "$(div "$r" "$sign1")" "$(div "$r" "$signN")"
+  }
+  {
+    echo "## Token endpoint, unpinned go benchmarks (\`go test -short ./asruntime/ -run '^\$' -bench . -benchtime $benchtime\`)"
+    echo
+    stamp
+    echo
+    echo "Client and server share the same cores in every figure; ratios are against the raw ES256 signing"
+    echo "rate measured in the same run, on one core and on all $cores cores."
+    echo
+    echo "| what | benchmark | tokens/s | ns/op | allocs/op | ÷ ES256 1 core | ÷ ES256 $cores cores |"
+    echo "|---|---|---|---|---|---|---|"
+    printf '| raw ES256 signature (go-jose), 1 core | BenchmarkES256Sign | %.0f | %s | %s | 1.00 | %s |\n' "$sign1" "$(field BenchmarkES256Sign ns/op)" "$(field BenchmarkES256Sign allocs/op)" "$(div "$sign1" "$signN")"
+    printf '| raw ES256 signature, all cores | BenchmarkES256SignParallel | %.0f | %s | %s | %s | 1.00 |\n' "$signN" "$(field BenchmarkES256SignParallel ns/op)" "$(field BenchmarkES256SignParallel allocs/op)" "$(div "$signN" "$sign1")"
+    row BenchmarkTokenKeepAliveMTLS "(a) tls_client_auth, kept-alive mTLS, net/http client"
+    row BenchmarkTokenKeepAliveMTLSLeanClient "(a) the same with a lean load client"
+    row BenchmarkTokenNewHandshake "(b) tls_client_auth, new TLS handshake per token"
+    row BenchmarkTokenSelfSigned "(c) self_signed_tls_client_auth, kept-alive"
+    row BenchmarkTokenHandler "server handler alone (no TLS, no client)"
+    echo
+    echo "### Introspection and revocation (same run)"
+    echo
+    echo "| benchmark | introspections/s | ns/op | allocs/op | ÷ ES256 1 core |"
+    echo "|---|---|---|---|---|"
+    for name in BenchmarkIntrospectKeepAliveMTLS BenchmarkIntrospectHandler; do
+      r=$(field "$name" introspections/s)
+      [ -n "$r" ] && printf '| %s | %.0f | %s | %s | %s |\n' "$name" "$r" "$(field "$name" ns/op)" "$(field "$name" allocs/op)" "$(div "$r" "$sign1")"
+    done
+    echo
+    echo "Revocation propagation between two authorization servers sharing a \`--state-dir\`"
+    echo "(BenchmarkRevocationPropagation: revoke at one, poll introspection at the other until inactive):"
+    echo "$(field BenchmarkRevocationPropagation ns/op) ns per revocation, $(field BenchmarkRevocationPropagation polls/op) polls until the other replica saw it."
+    echo
+    echo "allocs/op of the TLS benchmarks count client and server; BenchmarkTokenHandler is the server's own share."
+  } > "$work/go.md"
+  replace go "$work/go.md"
+fi
+
+if wants token || wants operator; then
+  make -s build
+fi
+
+if wants token; then
+  echo "pinned token endpoint ($token_duration per scenario, $token_workers workers)..." >&2
+  go build -o "$work/bench-token" ./hack/bench-token
+  # The driver pins itself (core 1) and the server (core 0) with taskset,
+  # or says in its output that it could not.
+  "$work/bench-token" --certbound bin/certbound --duration "$token_duration" --workers "$token_workers" \
+    ${TOKEN_SCENARIOS:+--scenarios "$TOKEN_SCENARIOS"} > "$work/token-table.md"
+  stamped "$work/token-table.md" > "$work/token.md"
+  replace token "$work/token.md"
+fi
+
+if wants operator; then
+  echo "operator at scale ($clients OAuthClients)..." >&2
+  # bench-operator prints its own Markdown section.
+  # shellcheck disable=SC2086 # BENCH_OPERATOR_FLAGS is a list of flags
+  go run ./hack/bench-operator --clients "$clients" ${BENCH_OPERATOR_FLAGS:-} > "$work/operator-table.md"
+  stamped "$work/operator-table.md" > "$work/operator.md"
+  replace operator "$work/operator.md"
+fi
+echo "updated $out" >&2

@@ -43,6 +43,9 @@ type Options struct {
 	// OperatorArgs are appended to the operator's arguments (later flags
 	// win), e.g. to expose its metrics.
 	OperatorArgs []string
+	// APIServerFlags are set on kube-apiserver (flag name without dashes →
+	// value), e.g. an audit log.
+	APIServerFlags map[string]string
 }
 
 // Cluster is a running local system.
@@ -99,7 +102,7 @@ func Start(opts Options) (_ *Cluster, err error) {
 	// The webhook configurations of config/webhook are installed pointing
 	// at the operator's webhook server on loopback, with envtest's CA.
 	webhooks := envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}}
-	if c.Env, err = testenv.Start(testenv.Options{WebhookInstallOptions: webhooks}); err != nil {
+	if c.Env, err = testenv.Start(testenv.Options{WebhookInstallOptions: webhooks, APIServerFlags: opts.APIServerFlags}); err != nil {
 		return nil, err
 	}
 	if c.Runner, err = NewPodRunner(c.Env.Client, c.Env.Config, Image, c.binary, filepath.Join(c.Dir, "pods")); err != nil {

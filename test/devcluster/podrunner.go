@@ -714,6 +714,17 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// PID is the process id of a Deployment's local pod (0 when none runs).
+func (r *PodRunner) PID(namespace, name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.pods[types.NamespacedName{Namespace: namespace, Name: name}]
+	if p == nil || p.cmd == nil || p.cmd.Process == nil || p.hasExited() {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // KillPod kills the process of a Deployment's local pod without warning,
 // as a node failure or an OOM kill would; the runner starts it again.
 func (r *PodRunner) KillPod(namespace, name string) bool {

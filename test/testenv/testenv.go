@@ -39,6 +39,9 @@ type Options struct {
 	// WithoutCertManager starts only the API server and CRDs, for tests of
 	// what happens when cert-manager is absent.
 	WithoutCertManager bool
+	// APIServerFlags are set on kube-apiserver (flag name without dashes →
+	// value), e.g. an audit policy for a benchmark that counts writes.
+	APIServerFlags map[string]string
 }
 
 // Environment is a running control plane.
@@ -92,6 +95,10 @@ func Start(opts Options) (_ *Environment, err error) {
 		WebhookInstallOptions:   opts.WebhookInstallOptions,
 		Scheme:                  e.Scheme,
 		CRDInstallOptions:       envtest.CRDInstallOptions{Scheme: e.Scheme},
+	}
+	apiServerArgs := e.env.ControlPlane.GetAPIServer().Configure()
+	for name, value := range opts.APIServerFlags {
+		apiServerArgs.Set(name, value)
 	}
 	if e.Config, err = e.env.Start(); err != nil {
 		return nil, fmt.Errorf("start envtest control plane: %w", err)
