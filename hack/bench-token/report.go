@@ -22,7 +22,7 @@ func printReport(w io.Writer, o options, placement string, pinned bool, raw map[
 	fmt.Fprintln(w, "after a 1 s warm-up. Every response must be 200; each worker verifies its first token and every")
 	fmt.Fprintf(w, "%d-th after it (signature by the server's key, `client_id`, `cnf` `x5t#S256` of the client certificate).\n", o.sample)
 	fmt.Fprintln(w, "The ratio is to the raw signing rate of the server's core for the server's algorithm, measured in the same run")
-	fmt.Fprintln(w, "(go-jose, typ at+jwt, compact serialization, one goroutine). p50/p99 are of every successful request's latency.")
+	fmt.Fprintln(w, "(crypto/ecdsa or crypto/ed25519 over a token's JWS signing input, the signature alone, one goroutine). p50/p99 are of every successful request's latency.")
 	fmt.Fprintln(w, "Server CPU is the server process's CPU time over the measured time: near 1.00 pinned, its core was saturated;")
 	fmt.Fprintln(w, "well below, the load driver set the rate. Resumed is the fraction of new connections that resumed a TLS session.")
 	fmt.Fprintln(w)
