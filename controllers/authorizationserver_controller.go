@@ -18,10 +18,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -115,7 +117,7 @@ func (r *AuthorizationServerReconciler) SetupWithManager(mgr ctrl.Manager) error
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretToServers)).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.configMapToServers)).
 		// The registered-client count.
-		Watches(&oauthv1alpha1.ClientRegistration{}, handler.EnqueueRequestsFromMapFunc(registrationToServer),
+		Watches(&oauthv1alpha1.ClientRegistration{}, registrationToServerAfter(registrationBatchDelay),
 			builder.WithPredicates(registrationChanged)).
 		Named("authorizationserver").
 		Complete(r)
@@ -129,12 +131,33 @@ func bindingToServer(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
 }
 
-func registrationToServer(_ context.Context, o client.Object) []reconcile.Request {
-	reg, ok := o.(*oauthv1alpha1.ClientRegistration)
-	if !ok {
-		return nil
+// registrationBatchDelay is how long a server waits after a change of its
+// registrations before it counts them: clients created or deleted together
+// cost their server a status write per delay, not one each, and the count
+// is at most that much late.
+const registrationBatchDelay = 3 * time.Second
+
+// registrationToServerAfter queues a registration's server after delay.
+// The queue keeps one entry per server, ready at the earliest time asked
+// for, so the registrations of a burst share one reconcile.
+func registrationToServerAfter(delay time.Duration) handler.EventHandler {
+	add := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) {
+		if reg, ok := o.(*oauthv1alpha1.ClientRegistration); ok {
+			q.AddAfter(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: reg.Namespace, Name: reg.Spec.AuthorizationServerName}}, delay)
+		}
 	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: reg.Namespace, Name: reg.Spec.AuthorizationServerName}}}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(q, e.Object)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(q, e.ObjectOld)
+			add(q, e.ObjectNew)
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(q, e.Object)
+		},
+	}
 }
 
 // secretToServers maps a Secret to the servers it matters to: its

@@ -78,24 +78,44 @@ func (s *conditionSet) summarize(readyReason, readyMessage string, order ...stri
 	s.set(oauthv1alpha1.ConditionReady, trueResult(readyReason, readyMessage))
 }
 
-// recordTransitions emits an event for every condition that changed: Normal
-// when it became True, Warning otherwise, with the condition's reason.
+// conditionEvent is an event a change of conditions calls for.
+type conditionEvent struct {
+	Type, Reason, Action, Note string
+}
+
+// recordTransitions emits the events of a change of conditions.
 func recordTransitions(recorder events.EventRecorder, obj runtime.Object, previous, current []metav1.Condition) {
-	for _, c := range transitions(previous, current) {
-		if isHealthCondition(c.Type) {
-			// Reconciling and Stalled repeat another condition's event.
-			continue
-		}
-		eventType := corev1.EventTypeNormal
-		if c.Status != metav1.ConditionTrue {
-			eventType = corev1.EventTypeWarning
-		}
-		recorder.Eventf(obj, nil, eventType, c.Reason, c.Type, "%s", c.Message)
+	for _, e := range transitionEvents(previous, current) {
+		recorder.Eventf(obj, nil, e.Type, e.Reason, e.Action, "%s", e.Note)
 	}
 }
 
+// transitionEvents follows the Kubernetes convention (cert-manager's
+// Certificates: a Normal event when issued, a Warning when issuance
+// fails): a Normal event when Ready becomes True, and a Warning when the
+// object stalls on a reason a user must act on, or stalls on another one
+// (Stalled is derived from the reason table). Progress in between
+// (issuing, waiting for a certificate or a Deployment) is in the
+// conditions only: an event for each step would be an API write each, for
+// every object.
+func transitionEvents(previous, current []metav1.Condition) []conditionEvent {
+	var out []conditionEvent
+	for _, c := range transitions(previous, current) {
+		if c.Status != metav1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case oauthv1alpha1.ConditionReady:
+			out = append(out, conditionEvent{Type: corev1.EventTypeNormal, Reason: c.Reason, Action: c.Type, Note: c.Message})
+		case oauthv1alpha1.ConditionStalled:
+			out = append(out, conditionEvent{Type: corev1.EventTypeWarning, Reason: c.Reason, Action: c.Type, Note: c.Message})
+		}
+	}
+	return out
+}
+
 // transitions lists the conditions whose status or reason changed from
-// previous, for events.
+// previous.
 func transitions(previous, current []metav1.Condition) []metav1.Condition {
 	var out []metav1.Condition
 	for _, c := range current {

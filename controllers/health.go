@@ -20,7 +20,8 @@ const (
 	// progressing reasons wait on something that finishes by itself.
 	progressing
 	// stalled reasons need a user's change to the spec, the cluster or
-	// another object before anything can progress.
+	// another object before anything can progress; only they get a
+	// Warning event (see transitionEvents).
 	stalled
 )
 

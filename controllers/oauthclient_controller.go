@@ -390,7 +390,7 @@ func (r *OAuthClientReconciler) reconcileNormal(ctx context.Context, s *clientSc
 	}
 
 	// Client config.
-	caReady, err := r.reconcileConfig(ctx, s)
+	config, err := r.reconcileConfig(ctx, s)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -406,8 +406,8 @@ func (r *OAuthClientReconciler) reconcileNormal(ctx context.Context, s *clientSc
 		readyMsg = "the workload can get certificate-bound tokens with its own certificate and Secret " + ConfigSecretName(oc.Name)
 	}
 	s.conds.summarize(ReasonReady, readyMsg, readyFrom...)
-	if ready := s.conds.get(oauthv1alpha1.ConditionReady); ready.Status == metav1.ConditionTrue && !caReady {
-		s.conds.set(oauthv1alpha1.ConditionReady, falseResult(ReasonServerCANotReady, fmt.Sprintf("the serving certificate of AuthorizationServer %s/%s has no ca.crt yet", as.Namespace, as.Name)))
+	if ready := s.conds.get(oauthv1alpha1.ConditionReady); configDecidesReady(config, ready) {
+		s.conds.set(oauthv1alpha1.ConditionReady, config)
 	}
 	if d := nextClientRequeue(s.now, s.leaf, s.registered); d > 0 {
 		return ctrl.Result{RequeueAfter: d}, nil
@@ -430,13 +430,15 @@ func (r *OAuthClientReconciler) serviceAccountExists(ctx context.Context, oc *oa
 	}
 }
 
-// reconcileConfig writes the client-config Secret. It reports whether the
-// server's CA bundle was available.
-func (r *OAuthClientReconciler) reconcileConfig(ctx context.Context, s *clientScope) (bool, error) {
+// reconcileConfig writes the client-config Secret. It reports what the
+// config means for Ready: True, or False when the server's CA bundle is
+// not available yet or the Secret is someone else's.
+func (r *OAuthClientReconciler) reconcileConfig(ctx context.Context, s *clientScope) (conditionResult, error) {
+	caNotReady := falseResult(ReasonServerCANotReady, fmt.Sprintf("the serving certificate of AuthorizationServer %s/%s has no ca.crt yet", s.server.Namespace, s.server.Name))
 	issuer := effectiveIssuer(s.server)
 	eps, err := endpoints(issuer)
 	if err != nil {
-		return false, nil
+		return caNotReady, nil
 	}
 	data := map[string][]byte{
 		registration.ConfigKeyClientID:      []byte(s.clientID),
@@ -451,7 +453,7 @@ func (r *OAuthClientReconciler) reconcileConfig(ctx context.Context, s *clientSc
 			caReady = true
 		}
 	} else if !apierrors.IsNotFound(err) {
-		return false, err
+		return conditionResult{}, err
 	}
 	secret := &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
@@ -462,12 +464,27 @@ func (r *OAuthClientReconciler) reconcileConfig(ctx context.Context, s *clientSc
 	if err := r.applyOwned(ctx, s.client, secret); err != nil {
 		var nc *NotControlledError
 		if errors.As(err, &nc) {
-			s.conds.set(oauthv1alpha1.ConditionReady, falseResult(ReasonNotControlled, err.Error()))
-			return false, nil
+			return falseResult(ReasonNotControlled, err.Error()), nil
 		}
-		return false, err
+		return conditionResult{}, err
 	}
-	return caReady, nil
+	if !caReady {
+		return caNotReady, nil
+	}
+	return trueResult(ReasonReady, ""), nil
+}
+
+// configDecidesReady tells whether a config that is not ready is what
+// Ready says, rather than the summary of the other conditions: when those
+// are all True, and when the config needs a user (a Secret of someone
+// else's) while they only wait on progress, which would hide it until
+// they were done.
+func configDecidesReady(config conditionResult, ready *metav1.Condition) bool {
+	if config.Status == metav1.ConditionTrue {
+		return false
+	}
+	return ready.Status == metav1.ConditionTrue ||
+		oauthClientReasonHealth[config.Reason] == stalled && oauthClientReasonHealth[ready.Reason] != stalled
 }
 
 func (r *OAuthClientReconciler) applyOwned(ctx context.Context, oc *oauthv1alpha1.OAuthClient, obj client.Object) error {
