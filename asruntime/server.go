@@ -373,6 +373,10 @@ func (s *Server) httpServer(h http.Handler, clientAuth tls.ClientAuthType) *http
 			// key, but chain validation is the client method's business
 			// (the self-signed method has no chain to validate).
 			ClientAuth: clientAuth,
+			// The server's clock also decides when a session ticket is
+			// too old and when its client certificate has expired
+			// (crypto/tls then declines to resume it).
+			Time: s.clock.Now,
 		},
 		ConnContext:       withConnState,
 		ReadHeaderTimeout: httplimits.ReadHeaderTimeout,
