@@ -91,28 +91,53 @@ type ClientDocument struct {
 // tls_client_auth subject value, is passed to reject and left out; the
 // others are kept, so one bad registration never takes the rest down.
 func BuildClientSet(docs []ClientDocument, reject func(source string, err error)) *ClientSet {
-	set := &ClientSet{byID: make(map[string]*Client, len(docs))}
+	parsed := make([]*parsedClient, len(docs))
+	for i, d := range docs {
+		parsed[i] = parseDocument(d)
+	}
+	return newClientSet(parsed, reject)
+}
+
+// parsedClient is one registration after parsing: its client, or why it
+// has none.
+type parsedClient struct {
+	source string
+	client *Client
+	err    error
+}
+
+func parseDocument(d ClientDocument) *parsedClient {
+	p := &parsedClient{source: d.Source}
+	if d.Metadata != nil {
+		p.client, p.err = newClient(d.Metadata, "", "")
+	} else {
+		p.client, p.err = ParseClient(d.Data)
+	}
+	return p
+}
+
+// newClientSet keeps parsed clients in the given order: one that did not
+// parse, or that repeats an earlier one's client_id or tls_client_auth
+// subject value, is passed to reject and left out. Parsing is separate so
+// that a source can keep the clients of unchanged registrations from one
+// snapshot to the next; a Client is never modified once parsed.
+func newClientSet(parsed []*parsedClient, reject func(source string, err error)) *ClientSet {
+	set := &ClientSet{byID: make(map[string]*Client, len(parsed))}
 	subjects := make(map[string]string)
-	for _, d := range docs {
-		var c *Client
-		var err error
-		if d.Metadata != nil {
-			c, err = newClient(d.Metadata, "", "")
-		} else {
-			c, err = ParseClient(d.Data)
-		}
-		if err != nil {
-			reject(d.Source, err)
+	for _, p := range parsed {
+		c := p.client
+		if p.err != nil {
+			reject(p.source, p.err)
 			continue
 		}
 		if _, dup := set.byID[c.ID]; dup {
-			reject(d.Source, fmt.Errorf("client_id %q is already registered", c.ID))
+			reject(p.source, fmt.Errorf("client_id %q is already registered", c.ID))
 			continue
 		}
 		if c.subject != nil {
 			key := c.subject.Key()
 			if other, dup := subjects[key]; dup {
-				reject(d.Source, fmt.Errorf("client %q: its subject value is already registered by client %q", c.ID, other))
+				reject(p.source, fmt.Errorf("client %q: its subject value is already registered by client %q", c.ID, other))
 				continue
 			}
 			subjects[key] = c.ID

@@ -55,7 +55,12 @@ type ClientRegistrationRegistry struct {
 	// handled is true once the handler has seen the first list's events.
 	handled   cache.InformerSynced
 	rebuildMu sync.Mutex
-	changed   chan struct{}
+	// parsed is what the last rebuild made of each object of the
+	// informer's store (guarded by rebuildMu). The informer replaces an
+	// object whenever it changes, so an object found here again is not
+	// converted and parsed again: a rebuild parses only what changed.
+	parsed  map[*unstructured.Unstructured]*parsedRegistration
+	changed chan struct{}
 	// client writes the status reports of failures; sources maps each
 	// loaded client_id to its ClientRegistration's namespace/name key.
 	client      dynamic.Interface
@@ -80,6 +85,9 @@ func NewClientRegistrationRegistry(client dynamic.Interface, namespace, asName s
 	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(client, kubeRegistryResync, namespace,
 		func(o *metav1.ListOptions) { o.LabelSelector = selector })
 	informer := factory.ForResource(ClientRegistrationResource).Informer()
+	if err := informer.SetTransform(dropManagedFields); err != nil {
+		return nil, err
+	}
 	r := &ClientRegistrationRegistry{
 		namespace: namespace,
 		asName:    asName,
@@ -145,18 +153,48 @@ func (r *ClientRegistrationRegistry) Run(ctx context.Context) error {
 	var reporting sync.WaitGroup
 	defer reporting.Wait()
 	reporting.Go(func() { r.reportAuthFailures(ctx, r.failureTick) })
+	// A change is loaded at most reloadDebounce after it arrives: the
+	// first change after a rebuild arms the timer and later ones do not
+	// push it back. A burst of changes costs one rebuild per interval,
+	// and a steady stream of them (clients being created one after the
+	// other) is still loaded as it goes rather than once it stops.
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
+	pending := false
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-r.changed:
-			debounce.Reset(reloadDebounce)
+			if !pending {
+				pending = true
+				debounce.Reset(reloadDebounce)
+			}
 		case <-debounce.C:
+			pending = false
 			r.rebuild()
 		}
 	}
+}
+
+// dropManagedFields is the informer's transform: the registry never reads
+// the API server's field ownership records, which on a server-side
+// applied ClientRegistration are a good part of the object.
+func dropManagedFields(obj any) (any, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		u.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+// parsedRegistration is what rebuild made of one ClientRegistration:
+// the client it registers or why it is refused; other is true for an
+// object that is not this server's, neither loaded nor an error.
+type parsedRegistration struct {
+	parsedClient
+	other   bool
+	created time.Time
+	name    string
 }
 
 // rebuild builds a snapshot from the informer's copy. Older registrations
@@ -170,36 +208,41 @@ func (r *ClientRegistrationRegistry) rebuild() {
 		rejected++
 		r.log.Warn("client registration skipped", "clientregistration", source, "error", err)
 	}
-	var regs []*v1alpha1.ClientRegistration
-	for _, obj := range r.informer.GetStore().List() {
-		reg, ours, err := r.convert(obj)
-		switch {
-		case err != nil:
-			reject(sourceOf(obj), err)
-		case ours:
-			if err := serviceAccountOfHolder(reg); err != nil {
-				reject(sourceOf(obj), err)
-				continue
-			}
-			regs = append(regs, reg)
+	objs := r.informer.GetStore().List()
+	parsed := make(map[*unstructured.Unstructured]*parsedRegistration, len(objs))
+	regs := make([]*parsedRegistration, 0, len(objs))
+	for _, obj := range objs {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			reject(sourceOf(obj), fmt.Errorf("unexpected object %T in the informer", obj))
+			continue
+		}
+		p, seen := r.parsed[u]
+		if !seen {
+			p = r.parseRegistration(u)
+		}
+		parsed[u] = p
+		if !p.other {
+			regs = append(regs, p)
 		}
 	}
-	slices.SortFunc(regs, func(a, b *v1alpha1.ClientRegistration) int {
-		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+	r.parsed = parsed
+	slices.SortFunc(regs, func(a, b *parsedRegistration) int {
+		if c := a.created.Compare(b.created); c != 0 {
 			return c
 		}
-		return strings.Compare(a.Name, b.Name)
+		return strings.Compare(a.name, b.name)
 	})
-	docs := make([]ClientDocument, 0, len(regs))
-	for _, reg := range regs {
-		docs = append(docs, ClientDocument{Source: reg.Namespace + "/" + reg.Name, Metadata: &reg.Spec.Client})
+	clients := make([]*parsedClient, len(regs))
+	for i, reg := range regs {
+		clients[i] = &reg.parsedClient
 	}
-	set := BuildClientSet(docs, reject)
+	set := newClientSet(clients, reject)
 	sources := make(map[string]string, set.Len())
-	for _, doc := range docs {
-		if _, ok := set.Lookup(doc.Metadata.ClientID); ok {
-			if _, taken := sources[doc.Metadata.ClientID]; !taken {
-				sources[doc.Metadata.ClientID] = doc.Source
+	for _, p := range clients {
+		if p.client != nil {
+			if loaded, _ := set.Lookup(p.client.ID); loaded == p.client {
+				sources[p.client.ID] = p.source
 			}
 		}
 	}
@@ -209,16 +252,34 @@ func (r *ClientRegistrationRegistry) rebuild() {
 	r.log.Info("client registry loaded", "namespace", r.namespace, "clients", set.Len(), "rejected", rejected)
 }
 
+// parseRegistration converts and parses one object of the informer's
+// store.
+func (r *ClientRegistrationRegistry) parseRegistration(u *unstructured.Unstructured) *parsedRegistration {
+	p := &parsedRegistration{
+		parsedClient: parsedClient{source: u.GetNamespace() + "/" + u.GetName()},
+		created:      u.GetCreationTimestamp().Time,
+		name:         u.GetName(),
+	}
+	reg, ours, err := r.convert(u)
+	switch {
+	case err != nil:
+		p.err = err
+	case !ours:
+		p.other = true
+	default:
+		if p.err = serviceAccountOfHolder(reg); p.err == nil {
+			p.client, p.err = newClient(&reg.Spec.Client, "", "")
+		}
+	}
+	return p
+}
+
 // convert turns one object of the informer's store into a
 // ClientRegistration. ours is false for an object that is not this
 // server's (the label selector already filters on the API server; this is
 // the local check). A labelled object naming another server in its spec is
 // an error: the two disagree, and neither server should trust it.
-func (r *ClientRegistrationRegistry) convert(obj any) (reg *v1alpha1.ClientRegistration, ours bool, err error) {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return nil, false, fmt.Errorf("unexpected object %T in the informer", obj)
-	}
+func (r *ClientRegistrationRegistry) convert(u *unstructured.Unstructured) (reg *v1alpha1.ClientRegistration, ours bool, err error) {
 	if u.GetNamespace() != r.namespace || u.GetLabels()[registration.LabelAuthorizationServer] != r.asName {
 		return nil, false, nil
 	}
