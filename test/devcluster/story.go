@@ -212,7 +212,11 @@ func (w *Workload) Token(ctx context.Context, dial func(ctx context.Context, net
 		return "", nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := HTTPClient(dial, w.ServerCAs, &w.Certificate).Do(req)
+	// A client of its own per call: close its connection when done, or
+	// every call leaves one open at the server until its idle timeout.
+	httpClient := HTTPClient(dial, w.ServerCAs, &w.Certificate)
+	defer httpClient.CloseIdleConnections()
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return "", nil, err
 	}
