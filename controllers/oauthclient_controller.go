@@ -91,7 +91,7 @@ type OAuthClientReconciler struct {
 
 // SetupWithManager registers the reconciler and its watches.
 func (r *OAuthClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.applier = &applier{client: r.Client, scheme: r.Scheme}
+	r.applier = &applier{client: &secretFallbackClient{Client: r.Client, apiReader: r.APIReader}, scheme: r.Scheme}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &oauthv1alpha1.OAuthClient{}, indexAuthorizationServer, func(o client.Object) []string {
 		c := o.(*oauthv1alpha1.OAuthClient)
 		return []string{authorizationServerNamespace(c) + "/" + c.Spec.AuthorizationServerRef.Name}

@@ -47,6 +47,8 @@ func CacheOptions() cache.Options {
 // would look absent: the operator would apply over a user's Secret it must
 // never take over, or replace signing keys whose label someone removed. A
 // present, labelled Secret is read from the cache and costs no request.
+// The AuthorizationServer reconciler reads through it everywhere; the
+// OAuthClient reconciler only where it applies (see Setup).
 type secretFallbackClient struct {
 	client.Client
 	apiReader client.Reader

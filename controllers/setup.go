@@ -28,9 +28,15 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	c := &secretFallbackClient{Client: mgr.GetClient(), apiReader: mgr.GetAPIReader()}
+	// A server's missing Secrets are rare (its signing keys, trust bundle
+	// and serving certificate, once each): every read of a Secret the cache
+	// lacks goes to the API server. A client reads the certificate Secret
+	// cert-manager labels for it from the cache alone, and goes to the API
+	// server only before it creates a Secret (its applier): with thousands
+	// of clients waiting for certificates, a read per reconcile would be
+	// most of the operator's API requests.
 	if err := (&AuthorizationServerReconciler{
-		Client:            c,
+		Client:            &secretFallbackClient{Client: mgr.GetClient(), apiReader: mgr.GetAPIReader()},
 		Scheme:            mgr.GetScheme(),
 		Recorder:          mgr.GetEventRecorder("certbound"),
 		Clock:             clk,
@@ -40,7 +46,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	return (&OAuthClientReconciler{
-		Client:    c,
+		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Scheme:    mgr.GetScheme(),
 		Recorder:  mgr.GetEventRecorder("certbound"),
