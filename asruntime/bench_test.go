@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/certbound/certbound/asruntime/certbinding"
+	"github.com/certbound/certbound/asruntime/certrevocation"
 	"github.com/certbound/certbound/internal/signingkey"
 )
 
@@ -273,5 +275,28 @@ func BenchmarkTokenKeepAliveMTLSLeanClient(b *testing.B) {
 			}
 		}
 	})
+	reportRate(b)
+}
+
+// withBenchCRL checks the fixture's client certificates against a current
+// CRL file of the client CA that lists one unrelated certificate, as the
+// crl scenario of hack/bench-token does.
+func withBenchCRL(b *testing.B) asOption {
+	ca := newCRLCA(b, "client CA")
+	unrelated := ca.leaf(b, x509.Certificate{Subject: pkix.Name{CommonName: "unrelated"}})
+	crlFile := filepath.Join(b.TempDir(), "ca.crl")
+	replaceFile(b, crlFile, ca.currentCRL(b, unrelated))
+	return withRevocation(b, ca, certrevocation.Config{Files: []string{crlFile}})
+}
+
+// BenchmarkTokenHandlerCRL is BenchmarkTokenHandler with CRL checking on:
+// the difference is what revocation checking costs a kept-alive client.
+func BenchmarkTokenHandlerCRL(b *testing.B) { benchmarkTokenHandler(b, withBenchCRL(b)) }
+
+// BenchmarkTokenKeepAliveMTLSCRL is BenchmarkTokenKeepAliveMTLS with CRL
+// checking on.
+func BenchmarkTokenKeepAliveMTLSCRL(b *testing.B) {
+	f := newBenchFixture(b, withBenchCRL(b))
+	f.run(b, tokenPath, f.transport(&f.pkiCert, true), f.pkiBody)
 	reportRate(b)
 }

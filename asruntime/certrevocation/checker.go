@@ -197,7 +197,7 @@ func (c *Checker) FailureMode() FailureMode { return c.mode }
 // the best result counts, so an alternative path around a revoked
 // intermediate is as good as it is to crypto/x509.
 func (c *Checker) Check(ctx context.Context, chains [][]*x509.Certificate) Result {
-	best := Result{Status: Unavailable, Err: errors.New("no verified chain")}
+	best := Result{Status: Unavailable, Err: errNoVerifiedChain}
 	for i, chain := range chains {
 		r := c.checkChain(ctx, chain)
 		if i == 0 || rank(r.Status) > rank(best.Status) {
@@ -210,6 +210,8 @@ func (c *Checker) Check(ctx context.Context, chains [][]*x509.Certificate) Resul
 	c.observer.RevocationChecked(best.Status)
 	return best
 }
+
+var errNoVerifiedChain = errors.New("no verified chain")
 
 func rank(s Status) int {
 	switch s {

@@ -11,17 +11,33 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
+	"sync"
 	"time"
 )
 
-// crl is a parsed CRL with its revoked serial numbers indexed (by their
-// hex text).
+// maxSignatureResults bounds the issuers whose signature check one CRL
+// remembers. Only certificates of verified chains with the CRL's issuer
+// name get that far, so more than one or two (the issuer across a key
+// rollover, cross-signed copies) is unusual; beyond the bound the
+// signature is checked every time.
+const maxSignatureResults = 8
+
+// crl is a parsed CRL with its revoked serial numbers indexed (by
+// serialKey).
 type crl struct {
 	list    *x509.RevocationList
 	revoked map[string]x509.RevocationListEntry
 	// expires is when the CRL stops being usable: its NextUpdate, or
 	// ThisUpdate plus the maximum age when it names none.
 	expires time.Time
+
+	// signatureResults remembers CheckSignatureFrom by the issuer
+	// certificate's DER. A crl never changes (a reload makes a new one) and
+	// the outcome depends only on the CRL and the issuer certificate, so
+	// the signature is checked once per issuer instead of once per request.
+	signatureMu      sync.RWMutex
+	signatureResults map[string]error
 }
 
 // ParseCRL reads one CRL, DER or PEM ("X509 CRL" block). It refuses delta
@@ -60,7 +76,7 @@ func ParseCRL(data []byte) (*x509.RevocationList, error) {
 func newCRL(list *x509.RevocationList, maxAge time.Duration) *crl {
 	c := &crl{list: list, revoked: make(map[string]x509.RevocationListEntry, len(list.RevokedCertificateEntries))}
 	for _, e := range list.RevokedCertificateEntries {
-		c.revoked[e.SerialNumber.Text(16)] = e
+		c.revoked[string(serialKey(nil, e.SerialNumber))] = e
 	}
 	c.expires = list.NextUpdate
 	if c.expires.IsZero() {
@@ -75,11 +91,8 @@ func (c *crl) covers(cert, issuer *x509.Certificate, now time.Time) error {
 	if !bytes.Equal(c.list.RawIssuer, cert.RawIssuer) {
 		return errors.New("CRL of another issuer")
 	}
-	if err := c.list.CheckSignatureFrom(issuer); err != nil {
-		if errors.As(err, &x509.ConstraintViolationError{}) {
-			return fmt.Errorf("CRL signature: the issuer's certificate %q may not sign CRLs (it needs the cRLSign key usage): %w", issuer.Subject, err)
-		}
-		return fmt.Errorf("CRL signature: %w", err)
+	if err := c.signatureFrom(issuer); err != nil {
+		return err
 	}
 	if now.Before(c.list.ThisUpdate) {
 		return fmt.Errorf("CRL not valid before %s", c.list.ThisUpdate.UTC().Format(time.RFC3339))
@@ -90,9 +103,51 @@ func (c *crl) covers(cert, issuer *x509.Certificate, now time.Time) error {
 	return nil
 }
 
+// signatureFrom is why issuer's key did not sign c, or nil when it did.
+func (c *crl) signatureFrom(issuer *x509.Certificate) error {
+	c.signatureMu.RLock()
+	err, known := c.signatureResults[string(issuer.Raw)]
+	c.signatureMu.RUnlock()
+	if known {
+		return err
+	}
+	if err = c.list.CheckSignatureFrom(issuer); err != nil {
+		if errors.As(err, &x509.ConstraintViolationError{}) {
+			err = fmt.Errorf("CRL signature: the issuer's certificate %q may not sign CRLs (it needs the cRLSign key usage): %w", issuer.Subject, err)
+		} else {
+			err = fmt.Errorf("CRL signature: %w", err)
+		}
+	}
+	c.signatureMu.Lock()
+	if len(c.signatureResults) < maxSignatureResults {
+		if c.signatureResults == nil {
+			c.signatureResults = make(map[string]error, 1)
+		}
+		c.signatureResults[string(issuer.Raw)] = err
+	}
+	c.signatureMu.Unlock()
+	return err
+}
+
 func (c *crl) entry(serial *big.Int) (x509.RevocationListEntry, bool) {
-	e, ok := c.revoked[serial.Text(16)]
+	// The key is built in a stack buffer: a lookup allocates nothing.
+	var buf [1 + 32]byte
+	e, ok := c.revoked[string(serialKey(buf[:0], serial))]
 	return e, ok
+}
+
+// serialKey appends n's sign and big-endian magnitude to buf: one key per
+// value (RFC 5280 serials are positive, but crypto/x509 may parse others).
+func serialKey(buf []byte, n *big.Int) []byte {
+	sign := byte('+')
+	if n.Sign() < 0 {
+		sign = '-'
+	}
+	buf = append(buf, sign)
+	start, size := len(buf), (n.BitLen()+7)/8
+	buf = slices.Grow(buf, size)[:start+size]
+	n.FillBytes(buf[start:])
+	return buf
 }
 
 func serialHex(n *big.Int) string {
