@@ -48,6 +48,8 @@ func parseManagerFlags(args []string) (*managerFlags, *zap.Options, error) {
 	fs.IntVar(&f.webhookPort, "webhook-port", 9443, "port of the webhook server")
 	fs.DurationVar(&f.controllers.TrustAnchorResyncPeriod, "trust-anchor-resync-period", time.Minute,
 		"how often an AuthorizationServer re-reads its client trust-anchor Secrets, which are not watched; 0 only on other changes to the server")
+	fs.IntVar(&f.controllers.ClientWorkers, "oauthclient-workers", controllers.DefaultClientWorkers,
+		"how many OAuthClients are reconciled at once")
 	fs.StringVar(&f.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with the webhook server's tls.crt and tls.key")
 	zapOpts := &zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -56,6 +58,9 @@ func parseManagerFlags(args []string) (*managerFlags, *zap.Options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if f.controllers.ClientWorkers < 1 {
+		return nil, nil, fmt.Errorf("--oauthclient-workers must be at least 1, got %d", f.controllers.ClientWorkers)
 	}
 	if f.controllers.TrustAnchorResyncPeriod < 0 {
 		return nil, nil, fmt.Errorf("--trust-anchor-resync-period must not be negative, got %s", f.controllers.TrustAnchorResyncPeriod)

@@ -20,7 +20,17 @@ type Options struct {
 	// anchors re-reads their Secrets, which are not watched (they are not
 	// the operator's, and it caches only its own Secrets); 0 never does.
 	TrustAnchorResyncPeriod time.Duration
+	// ClientWorkers is how many OAuthClients are reconciled at once;
+	// 0 means DefaultClientWorkers.
+	ClientWorkers int
 }
+
+// DefaultClientWorkers is the default of Options.ClientWorkers. A client's
+// reconcile waits mostly on the API server (a handful of writes), so one
+// worker leaves a burst of new clients queued behind each other's round
+// trips; clients are independent (subject races are settled by the
+// recorded holds, not by order), so they can run side by side.
+const DefaultClientWorkers = 4
 
 // Setup registers every certbound controller with mgr.
 func Setup(mgr ctrl.Manager, opts Options) error {
@@ -45,7 +55,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	workers := opts.ClientWorkers
+	if workers == 0 {
+		workers = DefaultClientWorkers
+	}
 	return (&OAuthClientReconciler{
+		Workers:   workers,
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Scheme:    mgr.GetScheme(),
