@@ -294,15 +294,22 @@ func (s *KubeRevocationStore) Prune(now time.Time) (int, error) {
 		return 0, fmt.Errorf("revocation store: %w", err)
 	}
 	cutoff := now.Unix()
+	// This replica's own recent revocations may not be in its copy yet;
+	// the expired ones are deleted by name below, or they would outlive
+	// this Prune at every replica.
+	var expiredOwn []string
 	s.ownWrites.Range(func(jti, exp any) bool {
 		if exp.(time.Time).Unix() < cutoff {
 			s.ownWrites.Delete(jti)
+			expiredOwn = append(expiredOwn, jti.(string))
 		}
 		return true
 	})
+	listed := make(map[string]bool, len(all))
 	left := 0
 	var firstErr error
 	for _, cm := range all {
+		listed[cm.Name] = true
 		exp, err := strconv.ParseInt(cm.Data[RevocationExpiryKey], 10, 64)
 		if err != nil || exp >= cutoff {
 			left++
@@ -311,25 +318,33 @@ func (s *KubeRevocationStore) Prune(now time.Time) (int, error) {
 		// After one failure (the API server is most likely away) the rest
 		// waits for the next Prune rather than for a timeout each.
 		if firstErr == nil {
-			firstErr = s.delete(cm)
+			uid := cm.UID
+			firstErr = s.delete(cm.Name, &metav1.Preconditions{UID: &uid})
 			if firstErr == nil {
 				continue
 			}
 		}
 		left++
 	}
+	for _, jti := range expiredOwn {
+		// The object of a jti holds that token's expiry only, so an
+		// expired one is deleted whatever its UID.
+		if name := s.objectName(jti); !listed[name] && firstErr == nil {
+			firstErr = s.delete(name, nil)
+		}
+	}
 	return left, firstErr
 }
 
-// delete removes one expired entry, unless the object was replaced since
-// it was cached; an object already gone is not an error.
-func (s *KubeRevocationStore) delete(cm *corev1.ConfigMap) error {
+// delete removes one expired entry, unless preconditions say the object
+// was replaced since it was cached; an object already gone is not an
+// error.
+func (s *KubeRevocationStore) delete(name string, preconditions *metav1.Preconditions) error {
 	ctx, cancel := context.WithTimeout(context.Background(), kubeRequestTimeout)
 	defer cancel()
-	uid := cm.UID
-	err := s.client.CoreV1().ConfigMaps(s.namespace).Delete(ctx, cm.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	err := s.client.CoreV1().ConfigMaps(s.namespace).Delete(ctx, name, metav1.DeleteOptions{Preconditions: preconditions})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return fmt.Errorf("prune ConfigMap %s/%s: %w", s.namespace, cm.Name, err)
+		return fmt.Errorf("prune ConfigMap %s/%s: %w", s.namespace, name, err)
 	}
 	return nil
 }

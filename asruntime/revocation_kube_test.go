@@ -163,6 +163,17 @@ func TestKubeRevocationStoreSharesRevocations(t *testing.T) {
 	if n, err := replicaA.Prune(time.Now()); err != nil || n != 2 {
 		t.Fatalf("Prune: %d entries left, %v; want 2", n, err)
 	}
+	// Gone from the API server at once, even when the replica's own copy
+	// had not shown the new entry yet when it pruned.
+	left, err := configMaps.List(ctx, metav1.ListOptions{LabelSelector: asruntime.RevocationOfLabel + "=payments"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cm := range left.Items {
+		if cm.Data[asruntime.RevocationJTIKey] == "jti-expired" {
+			t.Fatalf("Prune left the expired entry %s in the API server", cm.Name)
+		}
+	}
 	waitUntil(t, ctx, "the other replica sees the prune", func() bool { return !isRevoked(restarted, "jti-expired") })
 	if n, err := restarted.Prune(time.Now()); err != nil || n != 2 {
 		t.Fatalf("a second replica's Prune: %d entries left, %v; want 2", n, err)
