@@ -4,7 +4,10 @@ package controllers
 // issuer and endpoints, and the desired children.
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -615,4 +618,15 @@ func ClientPolicyReady(as *oauthv1alpha1.AuthorizationServer) conditionResult {
 		return trueResult(ReasonUnboundSubjectsAllowed, fmt.Sprintf("WARNING: allowUnboundSubjects lets clients of any allowed namespace claim subjects matching %s; uniqueness still holds, first come first served; %s", strings.Join(unbound, ", "), scopes))
 	}
 	return trueResult(ReasonClientPolicyLoaded, fmt.Sprintf("%d subject pattern(s), each bound to the client's namespace; %s", len(policy.Subjects), scopes))
+}
+
+// hashOf is a short stable hash of a JSON-serialisable value: the pod
+// template carries the hash of its inputs so that a change rolls the pods.
+func hashOf(v any) string {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])[:16]
 }

@@ -3,8 +3,6 @@ package controllers
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -264,14 +262,4 @@ func statusConfiguration[T any](status any) (*T, error) {
 		return nil, err
 	}
 	return config, nil
-}
-
-// hashOf is a short stable hash of a JSON-serialisable value.
-func hashOf(v any) string {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])[:16]
 }
