@@ -351,6 +351,18 @@ func (r *OAuthClientReconciler) reconcileNormal(ctx context.Context, s *clientSc
 		s.registered = s.own.Certificates
 	}
 
+	// Registration, first when it does not need the certificate: the hold
+	// it records is the oldest notBefore the server accepts, so it must be
+	// written before cert-manager can issue. Written after, an operator
+	// stopped in between would start a later hold on its restart and the
+	// certificate just issued would predate it.
+	registersWithCertificate := methodOf(oc) == oauthv1alpha1.SelfSignedTLSClientAuth && !clientManagesKeys(oc)
+	if !registersWithCertificate {
+		if err := r.reconcileRegistration(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
 	// Certificate: none for a public client, whose pods make their own,
 	// and none when the client manages its own keys (a spec that switched
 	// to them leaves nothing of ours issued).
@@ -388,9 +400,11 @@ func (r *OAuthClientReconciler) reconcileNormal(ctx context.Context, s *clientSc
 		}
 	}
 
-	// Registration.
-	if err := r.reconcileRegistration(ctx, s); err != nil {
-		return ctrl.Result{}, err
+	// A self-signed certificate is itself what is registered.
+	if registersWithCertificate {
+		if err := r.reconcileRegistration(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 
 	// Client config.
