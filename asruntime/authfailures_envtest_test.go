@@ -18,7 +18,6 @@ import (
 	"github.com/certbound/certbound/api/v1alpha1"
 	"github.com/certbound/certbound/internal/poll"
 	"github.com/certbound/certbound/internal/registration"
-	"github.com/certbound/certbound/test/testenv"
 )
 
 // TestAuthFailuresReachTheClientRegistrationStatus sends real mTLS token
@@ -28,16 +27,7 @@ import (
 // unknown client_id is never recorded; the operator's server-side apply
 // of the spec leaves the status alone.
 func TestAuthFailuresReachTheClientRegistrationStatus(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane")
-	}
-	env, err := testenv.Start(testenv.Options{WithoutCertManager: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
+	env, ctx := startControlPlane(t, 2*time.Minute)
 	const namespace, asName = "auth", "payments"
 	if err := env.CreateNamespace(ctx, namespace); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/certbound/certbound/internal/poll"
+	"github.com/certbound/certbound/test/testenv"
 	jose "github.com/go-jose/go-jose/v4"
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/utils/clock"
@@ -397,4 +398,22 @@ func hasLabel(labels []*dto.LabelPair, name, value string) bool {
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	poll.Until(t, 10*time.Second, what, func() (bool, string) { return cond(), "" })
+}
+
+// startControlPlane starts a real kube-apiserver and etcd (no cert-manager)
+// for one test, stopped when it ends, and a context that ends after
+// timeout; it skips the test in -short runs.
+func startControlPlane(t *testing.T, timeout time.Duration) (*testenv.Environment, context.Context) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	env, err := testenv.Start(testenv.Options{WithoutCertManager: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return env, ctx
 }

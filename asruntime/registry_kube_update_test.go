@@ -1,7 +1,6 @@
 package asruntime
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 
 	"github.com/certbound/certbound/api/v1alpha1"
 	"github.com/certbound/certbound/internal/registration"
-	"github.com/certbound/certbound/test/testenv"
 )
 
 // TestRegistryIgnoresStatusOnlyUpdates: the updates a real API server makes
@@ -20,16 +18,7 @@ import (
 // authentication-failure reports) and a resync do not make the registry
 // rebuild its client set; a spec or label change does.
 func TestRegistryIgnoresStatusOnlyUpdates(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane")
-	}
-	env, err := testenv.Start(testenv.Options{WithoutCertManager: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
+	env, ctx := startControlPlane(t, time.Minute)
 	const namespace, asName = "auth", "payments"
 	if err := env.CreateNamespace(ctx, namespace); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/certbound/certbound/internal/poll"
-	"github.com/certbound/certbound/test/testenv"
 )
 
 // apiServer is a control plane for the tests of the public clients'
@@ -39,16 +38,7 @@ type apiServer struct {
 
 func startTokenReviewAPIServer(t *testing.T) *apiServer {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts a control plane")
-	}
-	env, err := testenv.Start(testenv.Options{WithoutCertManager: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
+	env, ctx := startControlPlane(t, 2*time.Minute)
 	for _, ns := range []string{"auth", "team", "other"} {
 		if err := env.CreateNamespace(ctx, ns); err != nil {
 			t.Fatal(err)
